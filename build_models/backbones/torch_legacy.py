@@ -1,0 +1,113 @@
+"""A small reader for PyTorch's legacy (non-zip) ``torch.save`` files, without torch.
+
+The legacy format is a sequence of pickles: magic number, protocol version, system
+info, the object itself (tensors refer to storages by persistent id), the list of
+storage keys, then each storage's raw bytes prefixed by its element count (int64).
+Only what a state dict of float tensors needs is supported.
+"""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import struct
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+PROTOCOL_VERSION = 1001
+_STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
+
+
+class TorchFileError(ValueError):
+    """The file is not a legacy PyTorch state dict this reader understands."""
+
+
+class _StorageType:
+    def __init__(self, name: str) -> None:
+        if name not in _STORAGE_DTYPES:
+            raise TorchFileError(f"unsupported storage type {name}")
+        self.dtype = np.dtype(_STORAGE_DTYPES[name])
+
+
+class _TensorRef:
+    """A view on a storage, resolved once the storages have been read."""
+
+    def __init__(self, key: str, offset: int, size: tuple, stride: tuple) -> None:
+        self.key, self.offset, self.size, self.stride = key, offset, tuple(size), tuple(stride)
+
+    def resolve(self, storages: dict[str, np.ndarray]) -> np.ndarray:
+        data = storages[self.key]
+        itemsize = data.dtype.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            data[self.offset :],
+            shape=self.size,
+            strides=tuple(s * itemsize for s in self.stride),
+        )
+        return np.array(view)  # own the memory, contiguous
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_args) -> _TensorRef:
+    return _TensorRef(storage, offset, size, stride)
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: BinaryIO) -> None:
+        super().__init__(file)
+        self.storage_dtypes: dict[str, np.dtype] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch" and name.endswith("Storage"):
+            return _StorageType(name)
+        raise TorchFileError(f"refusing to load {module}.{name} from a weights file")
+
+    def persistent_load(self, pid: tuple) -> str:
+        kind, storage_type, key = pid[0], pid[1], pid[2]
+        if kind != "storage":
+            raise TorchFileError(f"unknown persistent id {kind!r}")
+        self.storage_dtypes[key] = storage_type.dtype
+        return key
+
+
+def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a legacy ``torch.save`` state dict into numpy arrays, keyed by name."""
+    with open(path, "rb") as f:
+        try:
+            magic = pickle.load(f)
+        except Exception as err:
+            raise TorchFileError(f"{path}: not a legacy PyTorch file ({err})") from None
+        if magic != MAGIC_NUMBER:
+            raise TorchFileError(f"{path}: bad magic number (zip-format files are not supported)")
+        if pickle.load(f) != PROTOCOL_VERSION:
+            raise TorchFileError(f"{path}: unsupported protocol version")
+        pickle.load(f)  # system info (endianness, type sizes)
+        unpickler = _Unpickler(f)
+        obj = unpickler.load()
+        keys = pickle.load(f)
+        storages = {}
+        for key in keys:
+            dtype = unpickler.storage_dtypes[key]
+            (count,) = struct.unpack("<q", f.read(8))
+            raw = f.read(count * dtype.itemsize)
+            if len(raw) != count * dtype.itemsize:
+                raise TorchFileError(f"{path}: truncated storage {key}")
+            storages[key] = np.frombuffer(raw, dtype=dtype)
+    if not isinstance(obj, dict):
+        raise TorchFileError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    return {name: ref.resolve(storages) for name, ref in obj.items() if isinstance(ref, _TensorRef)}

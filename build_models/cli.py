@@ -1,0 +1,138 @@
+"""The ``build-models`` command line (workstation side): data, training, export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Build flowercam models: check data, train, evaluate, export to TFLite.")
+
+DataOpt = Annotated[Path | None, typer.Option("--data", "-d", envvar="FLOWERCAM_DATA",
+                                              help="Oxford 102 folder (official layout).")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"build-models: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def data(
+    data_dir: DataOpt = None,
+    md5: Annotated[Path | None, typer.Option(help="Check files against an originals.md5 list.")] = None,
+    skip_decode: Annotated[bool, typer.Option("--skip-decode", help="Do not decode every image.")] = False,
+) -> None:
+    """Check the dataset and print its splits, class balance and image sizes. Exit 0 only if whole."""
+    from rich.progress import track
+
+    from .data import DatasetError, check_images, check_md5, load_flowers102
+
+    try:
+        ds = load_flowers102(data_dir)
+    except DatasetError as err:
+        raise fail(str(err)) from None
+    samples = list(ds.train + ds.val + ds.test)
+    typer.echo(f"dataset: {ds.root}")
+    typer.echo(f"classes: {ds.num_classes}")
+    for name in ("train", "val", "test"):
+        split = ds.split(name)
+        counts = [0] * ds.num_classes
+        for s in split:
+            counts[s.label] += 1
+        typer.echo(f"{name:5s}: {len(split):5d} images, per class min {min(counts)} max {max(counts)}")
+    problems: list[str] = []
+    if not skip_decode:
+        bar = iter(track(range(len(samples)), description="decoding", transient=True, console=None))
+        problems, sizes = check_images(samples, progress=lambda n: next(bar, None))
+        typer.echo(f"image size: width {sizes[0]}..{sizes[2]}, height {sizes[1]}..{sizes[3]} px")
+    if md5 is not None:
+        problems += check_md5(samples, md5)
+    for problem in problems[:20]:
+        typer.echo(f"problem: {problem}", err=True)
+    if len(problems) > 20:
+        typer.echo(f"problem: … and {len(problems) - 20} more", err=True)
+    if problems:
+        raise fail(f"{len(problems)} problem(s) found")
+    typer.echo("dataset is whole")
+
+
+@app.command("make-test-data")
+def make_test_data(
+    out: Annotated[Path, typer.Argument(help="Folder to write.")],
+    classes: int = 3,
+    per_class: int = 8,
+    tgz: Annotated[bool, typer.Option(help="Pack jpg/ into 102flowers.tgz.")] = False,
+) -> None:
+    """Write a small synthetic dataset in the official format."""
+    from .synthetic import write_dataset
+
+    write_dataset(out, classes, per_class, as_tgz=tgz)
+    typer.echo(f"wrote {classes * per_class} images of {classes} classes to {out}")
+
+
+def _load_data(data_dir: Path | None):
+    from .data import DatasetError, load_flowers102
+
+    try:
+        return load_flowers102(data_dir)
+    except DatasetError as err:
+        raise fail(str(err)) from None
+
+
+@app.command("train")
+def train_cmd(
+    preset: Annotated[str, typer.Argument(help="lite0, lite1, lite2, paper-vgg16, paper-resnet50, "
+                                          "paper-inceptionv3.")],
+    data_dir: DataOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumed if it exists).")] = Path("runs"),
+    protocol: Annotated[str, typer.Option(help="paper (train, select on val) or trainval.")] = "paper",
+    weights: Annotated[str | None, typer.Option(help="imagenet, none, or a weights file.")] = None,
+    size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).")] = None,
+    views: Annotated[int | None, typer.Option(help="Augmented views per image in the cache.")] = None,
+    phase1_epochs: Annotated[int | None, typer.Option()] = None,
+    phase2_epochs: Annotated[int | None, typer.Option()] = None,
+    cache: Annotated[bool, typer.Option(help="Train on cached frozen features.")] = True,
+    max_per_class: Annotated[int | None, typer.Option(help="Subsample for quick runs.")] = None,
+) -> None:
+    """Train a preset (two phases, cached features) and evaluate it; writes a run folder."""
+    from .presets import get_preset
+    from .run import start_run
+
+    try:
+        config = get_preset(preset, protocol=protocol, size=size, views=views, phase1_epochs=phase1_epochs,
+                            phase2_epochs=phase2_epochs, max_per_class=max_per_class, cache=cache,
+                            weights=None if weights == "none" else weights)
+    except ValueError as err:
+        raise fail(str(err), 2) from None
+    if weights == "none":
+        from dataclasses import replace
+
+        config = replace(config, weights=None)
+    dataset = _load_data(data_dir)
+    run_dir = out / f"{config.preset}-{config.protocol}" if out == Path("runs") else out
+    metrics = start_run(config, dataset, run_dir)
+    typer.echo(f"{run_dir}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 "
+               f"{metrics['test']['accuracy']:.2%}, trained in {metrics['train_wall_s']:.0f} s")
+
+
+@app.command()
+def evaluate(run: Annotated[Path, typer.Argument(help="Run folder.")], data_dir: DataOpt = None) -> None:
+    """Recompute a run's metrics (val and test) and its plots."""
+    from .run import evaluate_run
+
+    for stale in run.glob("logits_*.npz"):
+        stale.unlink()
+    metrics = evaluate_run(run, _load_data(data_dir))
+    typer.echo(f"{run}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 {metrics['test']['accuracy']:.2%}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

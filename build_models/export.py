@@ -1,0 +1,172 @@
+"""Export a trained run to TFLite float32, float16 and full-integer int8, measured with the interpreter.
+
+The int8 model takes raw uint8 RGB (normalization is inside the model) and gives uint8
+logits; nothing stays in float, so it is Edge TPU ready. Each model gets a JSON sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from flowercam.classifier import dequantize
+from flowercam.edgetpu import check_readiness
+from flowercam.preprocess import Preprocess
+from flowercam.runtime import make_interpreter
+from flowercam.sidecar import Sidecar, TensorSpec, sha256_file, write_sidecar
+from rich.progress import Progress
+
+from calibration.representative import representative_dataset, representative_paths
+from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram, softmax
+
+from .data import Flowers102
+from .images import labels_of, load_arrays
+from .presets import TrainConfig
+from .run import load_run, run_logits
+from .train import training_samples
+
+PRECISIONS = ("float32", "float16", "int8")
+
+
+def convert(model, size: int, precision: str, representative=None) -> bytes:
+    """Convert a Keras model (raw RGB in, logits out) with a fixed (1, size, size, 3) input."""
+    import keras
+
+    image = keras.Input((size, size, 3), batch_size=1, name="image")
+    fixed = keras.Model(image, model(image, training=False))
+    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def tflite_logits(path: Path, images: np.ndarray, threads: int = 2, description: str = "") -> np.ndarray:
+    """Dequantized outputs of a .tflite model for (N, S, S, 3) uint8 images, one at a time."""
+    interpreter, _ = make_interpreter(path, threads)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    spec = TensorSpec((), "", *out["quantization"])
+    logits = np.empty((len(images), int(np.prod(out["shape"]))), np.float64)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(description or f"running {path.name}", total=len(images))
+        for i, image in enumerate(images):
+            interpreter.set_tensor(inp["index"], image[np.newaxis].astype(inp["dtype"]))
+            interpreter.invoke()
+            logits[i] = dequantize(interpreter.get_tensor(out["index"])[0], spec)
+            progress.advance(task)
+    return logits
+
+
+def _tensor_spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail["quantization"]
+    return TensorSpec(tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name, float(scale),
+                      int(zero_point))
+
+
+def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, calibration_images: int = 300,
+               calibration_folder: Path | None = None, temperature: float | None = None,
+               name: str | None = None, edgetpu: bool = False, seed: int = 0) -> dict:
+    """Write the three models and sidecars, measure them on val and test; returns the report."""
+    config, model = load_run(run_dir)
+    out_dir = out_dir or run_dir / "export"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = name or config.preset
+    pre = Preprocess(config.size, config.crop_fraction)
+    train_s, _ = training_samples(config, dataset)
+    calib = representative_paths([s.path for s in train_s], labels_of(train_s), calibration_images, seed,
+                                 calibration_folder)
+    data = {split: _split_arrays(dataset, split, config, pre) for split in ("val", "test")}
+    keras_logits = {split: run_logits(run_dir, model, dataset, split, config)[0] for split in data}
+    report: dict = {"run": str(run_dir), "preset": config.preset, "protocol": config.protocol,
+                    "calibration_images": len(calib), "models": {}}
+    for split in data:
+        report.setdefault("keras", {})[split] = _accuracy(keras_logits[split], data[split][1])
+    all_logits = {}
+    for precision in PRECISIONS:
+        path = out_dir / f"{name}_{precision}.tflite"
+        path.write_bytes(convert(model, config.size, precision, representative_dataset(calib, pre)))
+        all_logits[precision] = {s: tflite_logits(path, data[s][0], description=f"{precision} {s}") for s in data}
+        report["models"][precision] = _measure(path, all_logits[precision], keras_logits, data)
+    int8 = all_logits["int8"]
+    fitted = temperature is None
+    t = fit_temperature(int8["val"], data["val"][1]) if fitted else temperature
+    report["calibration"] = _calibration(out_dir / f"{name}_reliability.png", int8["test"], data["test"][1], t,
+                                         "val (int8 model)" if fitted else "given")
+    for precision in PRECISIONS:
+        metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
+        metrics.pop("file")
+        write_model_sidecar(out_dir / f"{name}_{precision}.tflite", pre, dataset.class_names, precision, t,
+                            config.backbone, run_dir.name, metrics)
+    if edgetpu:
+        report["edgetpu_compiler"] = compile_edgetpu(out_dir / f"{name}_int8.tflite")
+    (out_dir / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _split_arrays(dataset: Flowers102, split: str, config: TrainConfig, pre: Preprocess):
+    samples = list(dataset.split(split))
+    if split == "val" and config.max_per_class:
+        samples = training_samples(config, dataset)[1]
+    return load_arrays(samples, pre, f"loading {split}"), labels_of(samples)
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean())
+
+
+def _measure(path: Path, logits: dict, keras_logits: dict, data: dict) -> dict:
+    measured = {"file": path.name, "size_mb": round(path.stat().st_size / 1e6, 3),
+                "edgetpu_readiness": check_readiness(path).summary()}
+    for split, split_logits in logits.items():
+        measured[f"{split}_top1"] = _accuracy(split_logits, data[split][1])
+        measured[f"{split}_agreement_with_keras"] = float(
+            (split_logits.argmax(1) == keras_logits[split].argmax(1)).mean())
+    return measured
+
+
+def _calibration(png: Path, test_logits: np.ndarray, labels: np.ndarray, t: float, fitted_on: str) -> dict:
+    """ECE on test before and after temperature ``t``, and the reliability diagram."""
+    before, after = softmax(test_logits), softmax(test_logits, t)
+    reliability_diagram(before, after, labels, png, title=f"int8 on test, T={t:.3f} ({fitted_on})")
+    return {"temperature": t, "fitted_on": fitted_on,
+            "test_ece_before": expected_calibration_error(before, labels),
+            "test_ece_after": expected_calibration_error(after, labels)}
+
+
+def write_tflite(model, path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str,
+                 representative=None, temperature: float = 1.0, backbone: str = "", run: str = "",
+                 metrics: dict | None = None) -> Sidecar:
+    """Convert ``model`` to ``path`` and write its sidecar; returns the sidecar."""
+    path.write_bytes(convert(model, pre.size, precision, representative))
+    return write_model_sidecar(path, pre, labels, precision, temperature, backbone, run, metrics or {})
+
+
+def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str, temperature: float,
+                        backbone: str, run: str, metrics: dict) -> Sidecar:
+    """The sidecar of an existing .tflite, from its tensors and what the caller knows."""
+    interpreter, _ = make_interpreter(path)
+    sidecar = Sidecar(sha256=sha256_file(path), input=_tensor_spec(interpreter.get_input_details()[0]),
+                      output=_tensor_spec(interpreter.get_output_details()[0]), preprocess=pre,
+                      labels=tuple(labels), precision=precision, temperature=round(float(temperature), 6),
+                      backbone=backbone, run=run, metrics=metrics)
+    write_sidecar(path, sidecar)
+    return sidecar
+
+
+def compile_edgetpu(path: Path) -> str:
+    """Run ``edgetpu_compiler`` when it is on PATH; returns its summary (or why it did not run)."""
+    compiler = shutil.which("edgetpu_compiler")
+    if not compiler:
+        return "edgetpu_compiler not on PATH: static readiness check only"
+    done = subprocess.run([compiler, "-s", "-o", str(path.parent), str(path)], capture_output=True, text=True)
+    return done.stdout.strip() or done.stderr.strip()

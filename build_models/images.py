@@ -1,0 +1,27 @@
+"""Loading dataset images into arrays with the shared (device) preprocessing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from flowercam.preprocess import Preprocess
+from rich.progress import Progress
+
+from .data import Sample
+
+
+def load_arrays(samples: Sequence[Sample], spec: Preprocess, description: str = "loading") -> np.ndarray:
+    """Decode and preprocess samples exactly as the device does. Returns (N, size, size, 3) uint8."""
+    out = np.empty((len(samples), spec.size, spec.size, 3), dtype=np.uint8)
+    with Progress(transient=True) as progress, ThreadPoolExecutor(2) as pool:
+        task = progress.add_task(description, total=len(samples))
+        for i, array in enumerate(pool.map(lambda s: spec(s.path), samples)):
+            out[i] = array
+            progress.advance(task)
+    return out
+
+
+def labels_of(samples: Sequence[Sample]) -> np.ndarray:
+    return np.array([s.label for s in samples], dtype=np.int64)

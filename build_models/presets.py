@@ -1,0 +1,94 @@
+"""Training configurations: the seed's three presets and our edge presets, one frozen record each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on; written to the run folder as ``config.json``."""
+
+    preset: str
+    backbone: str
+    size: int
+    crop_fraction: float = 1.0
+    weights: str | None = "imagenet"
+    protocol: str = "paper"  # "paper": train on train, select on val; "trainval": train on both
+    views: int = 6  # augmented views per training image in the feature cache (view 0 is clean)
+    cache: bool = True
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd (momentum 0.9) or adam
+    # phase 1: frozen backbone, new head, cyclical LR
+    phase1_epochs: int = 30
+    clr_base: float = 0.005
+    clr_max: float = 0.06
+    clr_policy: str = "triangular"
+    clr_step_factor: int = 4  # half-cycle = factor × iterations per epoch
+    # phase 2: unfreeze the top of the backbone (never BatchNorm) at a constant low LR
+    phase2_epochs: int = 12
+    phase2_lr: float = 1e-3
+    label_smoothing: float = 0.1
+    patience: int = 5
+    rotation_deg: float = 20.0
+    zoom: float = 0.2
+    brightness: tuple[float, float] = (0.7, 1.3)
+    saturation: float = 0.0
+    seed: int = 0
+    max_per_class: int | None = None  # subsample (tests and quick runs)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("paper", "trainval"):
+            raise ValueError(f"protocol={self.protocol!r}, expected 'paper' or 'trainval'")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer={self.optimizer!r}, expected 'sgd' or 'adam'")
+        if self.views < 1:
+            raise ValueError(f"views={self.views}, expected >= 1")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_file(cls, path: Path) -> TrainConfig:
+        data = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+        if data.get("brightness") is not None:
+            data["brightness"] = tuple(data["brightness"])
+        return cls(**data)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # The seed study's settings (its step sizes 16/4/2 and policies triangular2/triangular/triangular).
+    "paper-vgg16": TrainConfig("paper-vgg16", "vgg16", 224, 1.0, clr_base=1e-4, clr_max=1e-3,
+                               clr_policy="triangular2", clr_step_factor=16, phase1_epochs=40,
+                               phase2_epochs=20, phase2_lr=1e-5, label_smoothing=0.0, views=4),
+    "paper-resnet50": TrainConfig("paper-resnet50", "resnet50", 224, 1.0, clr_base=0.08, clr_max=0.4,
+                                  clr_policy="triangular", clr_step_factor=4, phase1_epochs=40,
+                                  phase2_epochs=20, phase2_lr=1e-5, label_smoothing=0.0, views=4),
+    "paper-inceptionv3": TrainConfig("paper-inceptionv3", "inceptionv3", 299, 1.0, clr_base=0.005,
+                                     clr_max=0.06, clr_policy="triangular", clr_step_factor=2,
+                                     phase1_epochs=40, phase2_epochs=20, phase2_lr=1e-5,
+                                     label_smoothing=0.0, views=4),
+    # Ours: full short side, more resolution, label smoothing, colour jitter, Adam fine-tuning.
+    "lite0": TrainConfig("lite0", "lite0", 256, 1.0, views=6, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
+                         clr_policy="triangular2", phase1_epochs=20, phase2_epochs=10, phase2_lr=2e-4,
+                         saturation=0.4),
+    "lite1": TrainConfig("lite1", "lite1", 272, 1.0, views=6, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
+                         clr_policy="triangular2", phase1_epochs=20, phase2_epochs=10, phase2_lr=2e-4,
+                         saturation=0.4),
+    "lite2": TrainConfig("lite2", "lite2", 288, 1.0, views=6, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
+                         clr_policy="triangular2", phase1_epochs=20, phase2_epochs=10, phase2_lr=2e-4,
+                         saturation=0.4),
+}
+
+
+def get_preset(name: str, **overrides) -> TrainConfig:
+    """A preset by name with fields overridden; unknown names list the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})

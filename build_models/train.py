@@ -1,0 +1,243 @@
+"""Two-phase transfer learning on a feature cache: fast on a 2-core CPU.
+
+The frozen bottom of the backbone does the same work every epoch, so its outputs are
+computed once for ``views`` augmented views of each training image and cached. Phase 1
+trains the new head on pooled features of the whole frozen backbone with a cyclical LR;
+phase 2 unfreezes the top of the backbone (never BatchNorm) and trains it with the head
+on the cached maps at a constant low LR. Early stopping on val_loss restores the best
+weights; each phase checkpoints every epoch, and a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+from flowercam.preprocess import Preprocess
+from rich.progress import Progress
+
+from .augment import augmenter
+from .backbones import BackboneSpec, get_backbone
+from .data import Flowers102, Sample
+from .images import labels_of, load_arrays
+from .presets import TrainConfig
+from .schedules import CyclicLR
+
+log = logging.getLogger(__name__)
+
+
+def build_head(spec: BackboneSpec, num_classes: int, feature_dim: int) -> keras.Sequential:
+    """Pooled features -> logits: hidden Dense → BN → ReLU → Dropout blocks, then Dense(num_classes)."""
+    reg = keras.regularizers.L2(spec.head_l2) if spec.head_l2 else None
+    stack: list = [keras.Input((feature_dim,))]
+    for i, units in enumerate(spec.hidden):
+        stack += [keras.layers.Dense(units, kernel_regularizer=reg, name=f"head_dense{i}"),
+                  keras.layers.BatchNormalization(name=f"head_bn{i}"),
+                  keras.layers.ReLU(name=f"head_relu{i}"),
+                  keras.layers.Dropout(spec.head_dropout, name=f"head_dropout{i}")]
+    if not spec.hidden:
+        stack.append(keras.layers.Dropout(spec.head_dropout, name="head_dropout"))
+    stack.append(keras.layers.Dense(num_classes, name="logits"))
+    return keras.Sequential(stack, name="head")
+
+
+def split_backbone(features: keras.Model, split: str) -> tuple[keras.Model, keras.Model]:
+    """(bottom, top) at layer ``split``: bottom is frozen and cached, top is fine-tuned in phase 2."""
+    cut = features.get_layer(split).output
+    bottom = keras.Model(features.input, cut, name="bottom")
+    top = keras.Model(cut, features.output, name="top")
+    for layer in top.layers:
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+    return bottom, top
+
+
+def classifier(features: keras.Model, head: keras.Sequential) -> keras.Model:
+    """The full model: raw RGB (0-255) -> logits."""
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features.output)
+    return keras.Model(features.input, head(pooled), name="flowercam")
+
+
+def _optimizer(config: TrainConfig, lr) -> keras.optimizers.Optimizer:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9)
+
+
+def _loss(config: TrainConfig, num_classes: int):
+    smoothing = config.label_smoothing
+
+    def loss(y_true, logits):
+        onehot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), num_classes)
+        return keras.losses.categorical_crossentropy(onehot, logits, from_logits=True,
+                                                     label_smoothing=smoothing)
+    return loss
+
+
+def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, path: Path) -> np.ndarray:
+    """Bottom-of-backbone outputs for ``views`` views of each image (view 0 clean), float16, cached on disk."""
+    if path.exists():
+        return np.load(path, mmap_mode="r")
+    aug = augmenter(config.rotation_deg, config.zoom, config.brightness, config.saturation, config.seed)
+    n, batch = len(images), config.batch_size
+    shape = (config.views * n, *bottom.output_shape[1:])
+    cache = np.lib.format.open_memmap(path.with_suffix(".partial.npy"), "w+", np.float16, shape)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"caching {config.views} views", total=config.views * n)
+        for view in range(config.views):
+            for start in range(0, n, batch):
+                x = images[start:start + batch].astype(np.float32)
+                if view:
+                    x = keras.ops.convert_to_numpy(aug(x, training=True))
+                cache[view * n + start: view * n + start + len(x)] = bottom(x, training=False).numpy()
+                progress.advance(task, len(x))
+    cache.flush()
+    del cache
+    path.with_suffix(".partial.npy").rename(path)
+    return np.load(path, mmap_mode="r")
+
+
+def predict_batches(model: keras.Model, x: np.ndarray, batch: int = 64, description: str = "predicting"):
+    """``model(x)`` in batches with a progress bar (float32 numpy)."""
+    outs = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task(description, total=len(x))
+        for start in range(0, len(x), batch):
+            outs.append(keras.ops.convert_to_numpy(model(np.asarray(x[start:start + batch], np.float32),
+                                                         training=False)))
+            progress.advance(task, len(outs[-1]))
+    return np.concatenate(outs)
+
+
+def _callbacks(config: TrainConfig, run_dir: Path, phase: str, early_stop: bool) -> list:
+    callbacks = [
+        keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(run_dir / f"backup_{phase}")),
+    ]
+    if early_stop:
+        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.patience,
+                                                       restore_best_weights=True))
+    return callbacks
+
+
+def _compile(model: keras.Model, config: TrainConfig, lr, num_classes: int) -> None:
+    model.compile(_optimizer(config, lr), _loss(config, num_classes), metrics=["accuracy"])
+
+
+def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Model:
+    """Run both phases; returns the full Keras model (raw RGB in, logits out)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    spec = get_backbone(config.backbone)
+    pre = Preprocess(config.size, config.crop_fraction)
+    train_s, val_s = training_samples(config, dataset)
+    x_train = load_arrays(train_s, pre, "loading train")
+    y_train = labels_of(train_s)
+    x_val, y_val = load_arrays(val_s, pre, "loading val"), labels_of(val_s)
+    features = spec.build(config.size, config.weights)
+    bottom, top = split_backbone(features, spec.split)
+    early = config.protocol == "paper"
+    n_classes = dataset.num_classes
+    timings = {}
+
+    t0 = time.perf_counter()
+    if config.cache:
+        cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy")
+        val_maps = predict_batches(bottom, x_val, description="caching val")
+        y_views = np.tile(y_train, config.views)
+    timings["cache_s"] = time.perf_counter() - t0
+
+    # Phase 1: head on pooled features of the frozen backbone.
+    t0 = time.perf_counter()
+    pool = keras.layers.GlobalAveragePooling2D()
+    head = build_head(spec, n_classes, features.output_shape[-1])
+    head_weights = run_dir / "phase1_head.weights.h5"
+    if head_weights.exists():
+        head.load_weights(head_weights)
+    else:
+        if config.cache:
+            pooled_top = keras.Sequential([top, pool])
+            x1 = predict_batches(pooled_top, cache, description="pooling")
+            v1 = predict_batches(pooled_top, val_maps, description="pooling val")
+        else:
+            frozen = keras.Sequential([features, pool])
+            x1, v1 = predict_batches(frozen, x_train), predict_batches(frozen, x_val)
+            y_views = y_train
+        steps = int(np.ceil(len(x1) / config.batch_size))
+        lr = CyclicLR(config.clr_base, config.clr_max, config.clr_step_factor * steps, config.clr_policy)
+        _compile(head, config, lr, n_classes)
+        head.fit(x1, y_views if config.cache else y_train, batch_size=config.batch_size,
+                 epochs=config.phase1_epochs, validation_data=(v1, y_val), shuffle=True, verbose=2,
+                 callbacks=_callbacks(config, run_dir, "phase1", early))
+        head.save_weights(head_weights)
+    timings["phase1_s"] = time.perf_counter() - t0
+
+    # Phase 2: unfreeze the top (BatchNorm stays frozen), train on the cached maps.
+    t0 = time.perf_counter()
+    final_weights = run_dir / "phase2.weights.h5"
+    if config.phase2_epochs and not final_weights.exists():
+        if config.cache:
+            inp = keras.Input(bottom.output_shape[1:])
+            model2 = keras.Model(inp, head(pool(top(inp))))
+            x2, y2, v2 = cache, y_views, (val_maps, y_val)
+        else:
+            for layer in bottom.layers:
+                layer.trainable = False
+            model2 = classifier(features, head)
+            x2, y2, v2 = _augmented_dataset(x_train, y_train, config), None, (x_val, y_val)
+        _compile(model2, config, config.phase2_lr, n_classes)
+        model2.fit(x2, y2, batch_size=None if y2 is None else config.batch_size, epochs=config.phase2_epochs,
+                   validation_data=v2, shuffle=True, verbose=2,
+                   callbacks=_callbacks(config, run_dir, "phase2", early))
+        model2.save_weights(final_weights)
+    timings["phase2_s"] = time.perf_counter() - t0
+    model = classifier(features, head)
+    if final_weights.exists() and config.phase2_epochs:
+        _load_trained_top(model, features, head, top, bottom, final_weights, config.cache)
+    (run_dir / "timings.json").write_text(__import__("json").dumps(timings, indent=2))
+    return model
+
+
+def _load_trained_top(model, features, head, top, bottom, weights: Path, cached: bool) -> None:
+    """Reload phase-2 weights (needed when phase 2 finished in an earlier, interrupted process)."""
+    if cached:
+        inp = keras.Input(bottom.output_shape[1:])
+        keras.Model(inp, head(keras.layers.GlobalAveragePooling2D()(top(inp)))).load_weights(weights)
+    else:
+        model.load_weights(weights)
+
+
+def _augmented_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
+    """The uncached path: augmentation on the fly every epoch (tf.data)."""
+    import tensorflow as tf
+
+    aug = augmenter(config.rotation_deg, config.zoom, config.brightness, config.saturation, config.seed)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=config.seed)
+    ds = ds.batch(config.batch_size).map(lambda a, b: (aug(tf.cast(a, tf.float32), training=True), b))
+    return ds.prefetch(2)
+
+
+def training_samples(config: TrainConfig, dataset: Flowers102) -> tuple[list[Sample], list[Sample]]:
+    """(training samples, validation samples) under the config's protocol and subsampling."""
+    train = list(dataset.split("trainval" if config.protocol == "trainval" else "train"))
+    val = list(dataset.val)
+    if config.max_per_class:
+        train, val = _per_class(train, config.max_per_class), _per_class(val, config.max_per_class)
+    return train, val
+
+
+def _per_class(samples: list[Sample], limit: int) -> list[Sample]:
+    counts: dict[int, int] = {}
+    kept = []
+    for s in samples:
+        if counts.get(s.label, 0) < limit:
+            kept.append(s)
+            counts[s.label] = counts.get(s.label, 0) + 1
+    return kept
+
+
+def with_overrides(config: TrainConfig, **kwargs) -> TrainConfig:
+    return replace(config, **{k: v for k, v in kwargs.items() if v is not None})

@@ -1,0 +1,170 @@
+"""Classifying photos with a TFLite model and its sidecar: the heart of the device app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .preprocess import ImageError, decode
+from .resources import peak_rss_mb
+from .runtime import make_interpreter
+from .sidecar import BUNDLED_MODEL, ModelError, Sidecar, TensorSpec, read_sidecar
+
+
+@dataclass(frozen=True)
+class Class:
+    """One class of a prediction: 0-based index in the model's labels, name, calibrated score."""
+
+    index: int
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """The answer for one image, with its latency and the process's peak memory."""
+
+    path: str
+    top_k: tuple[Class, ...]
+    uncertain: bool
+    latency_ms: dict[str, float]
+    peak_rss_mb: float
+
+    def to_dict(self) -> dict:
+        best = self.top_k[0]
+        return {"path": self.path, "label": best.label, "index": best.index, "score": best.score,
+                "uncertain": self.uncertain, "top_k": [asdict(c) for c in self.top_k],
+                "latency_ms": self.latency_ms, "peak_rss_mb": self.peak_rss_mb}
+
+
+def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Integer tensor -> real values (float64); float tensors pass through."""
+    if spec.scale == 0.0:
+        return values.astype(np.float64)
+    return spec.scale * (values.astype(np.int64) - spec.zero_point)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Softmax of ``logits / temperature`` along the last axis."""
+    z = logits / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[Class, ...]:
+    """The ``k`` best classes, highest score first (ties: lower index first)."""
+    order = np.argsort(-scores, kind="stable")[:k]
+    return tuple(Class(int(i), labels[i], round(float(scores[i]), 6)) for i in order)
+
+
+def _check(interpreter, sidecar: Sidecar, model: Path) -> None:
+    details = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+    if len(details) != 1 or len(outputs) != 1:
+        raise ModelError(f"{model.name}: {len(details)} inputs and {len(outputs)} outputs, expected 1 and 1")
+    shape, dtype = tuple(int(d) for d in details[0]["shape"]), np.dtype(details[0]["dtype"]).name
+    if shape != sidecar.input.shape or dtype != sidecar.input.dtype:
+        raise ModelError(f"{model.name}: input {shape} {dtype}, sidecar says {sidecar.input.shape} "
+                         f"{sidecar.input.dtype}")
+    size = sidecar.preprocess.size
+    if shape[1:] != (size, size, 3):
+        raise ModelError(f"{model.name}: input {shape}, expected (1, {size}, {size}, 3) from preprocessing")
+    n_out = int(np.prod(outputs[0]["shape"]))
+    if n_out != len(sidecar.labels):
+        raise ModelError(f"{model.name}: {n_out} outputs but {len(sidecar.labels)} labels in the sidecar")
+
+
+class Classifier:
+    """A model, its sidecar and one interpreter, built once per process."""
+
+    def __init__(self, model: str | Path | None = None, threads: int | None = None, edgetpu: bool = False,
+                 uncertain_below: float | None = None) -> None:
+        self.model = Path(model) if model else BUNDLED_MODEL
+        if model is None and not self.model.is_file():
+            raise ModelError("no bundled model in this install (build one with build-models export, "
+                             "then pass --model)")
+        self.sidecar = read_sidecar(self.model)
+        try:
+            self.interpreter, self.runtime = make_interpreter(self.model, threads, edgetpu)
+        except ModelError:
+            raise
+        except (ValueError, RuntimeError) as err:
+            if "delegate" in str(err).lower():
+                raise
+            raise ModelError(f"{self.model.name}: not a valid TFLite model ({str(err).splitlines()[0]})") from None
+        _check(self.interpreter, self.sidecar, self.model)
+        self._input = self.interpreter.get_input_details()[0]["index"]
+        self._output = self.interpreter.get_output_details()[0]["index"]
+        self.threshold = self.sidecar.uncertain_below if uncertain_below is None else uncertain_below
+        self.preprocess = self.sidecar.preprocess
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.sidecar.labels
+
+    def scores(self, image: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities (float64, (n_labels,)) for one (size, size, 3) uint8 image."""
+        dtype = np.dtype(self.sidecar.input.dtype)
+        self.interpreter.set_tensor(self._input, image[np.newaxis].astype(dtype, copy=False))
+        self.interpreter.invoke()
+        raw = dequantize(self.interpreter.get_tensor(self._output)[0], self.sidecar.output)
+        if self.sidecar.output_kind == "probabilities":
+            return raw / raw.sum()
+        return softmax(raw, self.sidecar.temperature)
+
+    def load(self, path: str | Path) -> tuple[np.ndarray, float, float]:
+        """Decode and preprocess a file. Returns (input array, decode ms, preprocess ms)."""
+        t0 = time.perf_counter()
+        image = decode(path, self.preprocess)
+        t1 = time.perf_counter()
+        array = self.preprocess.to_array(image)
+        t2 = time.perf_counter()
+        return array, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def classify_array(self, path: str, array: np.ndarray, k: int, decode_ms: float = 0.0,
+                       preprocess_ms: float = 0.0) -> Result:
+        t0 = time.perf_counter()
+        scores = self.scores(array)
+        inference_ms = (time.perf_counter() - t0) * 1e3
+        best = top_k(scores, self.labels, max(1, k))
+        latency = {"decode": decode_ms, "preprocess": preprocess_ms, "inference": inference_ms,
+                   "total": decode_ms + preprocess_ms + inference_ms}
+        return Result(path, best, best[0].score < self.threshold,
+                      {key: round(v, 3) for key, v in latency.items()}, round(peak_rss_mb(), 1))
+
+    def classify(self, path: str | Path, k: int = 5) -> Result:
+        """Classify one file (raises ImageError for a file that cannot be read)."""
+        array, decode_ms, preprocess_ms = self.load(path)
+        return self.classify_array(str(path), array, k, decode_ms, preprocess_ms)
+
+    def classify_many(self, paths: Iterable[Path], k: int = 5,
+                      prefetch: int = 4) -> Iterator[tuple[Path, Result | ImageError]]:
+        """Classify files in order, decoding the next ones in a thread while the model runs."""
+        def load(path: Path):
+            try:
+                return self.load(path)
+            except ImageError as err:
+                return err
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: list = []
+            iterator = iter(paths)
+            for path in iterator:
+                pending.append((path, pool.submit(load, path)))
+                if len(pending) > prefetch:
+                    yield self._finish(*pending.pop(0), k)
+            for path, future in pending:
+                yield self._finish(path, future, k)
+
+    def _finish(self, path: Path, future, k: int) -> tuple[Path, Result | ImageError]:
+        loaded = future.result()
+        if isinstance(loaded, ImageError):
+            return path, loaded
+        array, decode_ms, preprocess_ms = loaded
+        return path, self.classify_array(str(path), array, k, decode_ms, preprocess_ms)

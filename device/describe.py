@@ -1,0 +1,38 @@
+"""What ``flowercam info`` reports about a loaded model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .edgetpu import check_readiness
+
+from .sidecar import sha256_file
+
+
+def _tensor(detail: dict) -> dict:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
+            "dtype": np.dtype(detail["dtype"]).name, "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def describe(classifier) -> dict:
+    """A JSON-ready description of the classifier's model, runtime and sidecar."""
+    sidecar, path = classifier.sidecar, classifier.model
+    interpreter = classifier.interpreter
+    return {
+        "model": str(path),
+        "size_mb": round(path.stat().st_size / 1e6, 3),
+        "sha256": sha256_file(path),
+        "runtime": classifier.runtime,
+        "precision": sidecar.precision,
+        "backbone": sidecar.backbone,
+        "run": sidecar.run,
+        "input": _tensor(interpreter.get_input_details()[0]),
+        "output": _tensor(interpreter.get_output_details()[0]),
+        "preprocess": sidecar.preprocess.to_dict(),
+        "labels": list(sidecar.labels),
+        "temperature": sidecar.temperature,
+        "uncertain_below": sidecar.uncertain_below,
+        "edgetpu": check_readiness(path).summary(),
+        "metrics": sidecar.metrics,
+    }

@@ -1,0 +1,155 @@
+"""Image decoding and preprocessing, shared by training, calibration and the device.
+
+The one place that turns a file into the model's input, so that the three can never
+disagree. numpy and Pillow only: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MAX_PIXELS = 120_000_000  # larger than any camera photo (108 MP phones); beyond: a decompression bomb
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"RIFF")
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(ValueError):
+    """A file that cannot be turned into a model input; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a photo becomes the model's (size, size, 3) uint8 RGB input.
+
+    The central square of side ``crop_fraction`` × short side is resized to ``size``
+    (bilinear, antialiased). Normalization is inside the model, which takes raw pixels.
+    """
+
+    size: int = 224
+    crop_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.size <= 2048:
+            raise ValueError(f"size={self.size}, expected 8..2048")
+        if not 0.1 <= self.crop_fraction <= 1.0:
+            raise ValueError(f"crop_fraction={self.crop_fraction}, expected 0.1..1.0")
+
+    def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The centred square (left, top, right, bottom) that is resized to the input."""
+        side = min(width, height) * self.crop_fraction
+        left, top = (width - side) / 2, (height - side) / 2
+        return (left, top, left + side, top + side)
+
+    def draft_size(self, width: int, height: int) -> tuple[int, int]:
+        """Smallest full-image size that still gives the crop ``size`` pixels (for JPEG draft)."""
+        scale = self.size / (min(width, height) * self.crop_fraction)
+        return (math.ceil(width * scale), math.ceil(height * scale))
+
+    def to_array(self, image: Image.Image) -> np.ndarray:
+        """Crop and resize an RGB image. Returns (size, size, 3) uint8."""
+        box = self.crop_box(*image.size)
+        resized = image.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
+        return np.asarray(resized, dtype=np.uint8)
+
+    def __call__(self, path: str | Path) -> np.ndarray:
+        """Decode ``path`` and preprocess it. Returns (size, size, 3) uint8."""
+        return self.to_array(decode(path, self))
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "crop_fraction": self.crop_fraction, "resample": "bilinear",
+                "layout": "NHWC RGB uint8 0-255"}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode (CMYK, 16-bit, palette, alpha, grayscale) to 8-bit RGB.
+
+    Transparent pixels are composited onto white.
+    """
+    if image.mode in _SIXTEEN_BIT_MODES:
+        wide = np.asarray(image, dtype=np.int64)
+        image = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
+    """Decode an image file to RGB with EXIF orientation applied.
+
+    With ``spec``, large JPEGs are decoded at a reduced scale (draft mode) that still
+    covers the crop, which is faster and leaner for camera photos.
+
+    Raises:
+        ImageError: missing, empty, truncated, corrupt or non-image file, or a decompression bomb.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(f"{width}x{height} pixels exceeds the limit of {MAX_PIXELS:,} "
+                                     "(decompression bomb?)")
+                if spec is not None and image.format == "JPEG":
+                    image.draft(None, spec.draft_size(width, height))
+                image.load()
+                image = ImageOps.exif_transpose(image) or image
+                return to_rgb(image)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError("no such file") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory") from None
+    except UnidentifiedImageError:
+        raise ImageError(_unidentified(path)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"decompression bomb: {err}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+        raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
+
+
+def _unidentified(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return "empty file"
+    if head.startswith(_IMAGE_MAGIC) or head[8:12] == b"WEBP":
+        return "corrupt image (its header cannot be read)"
+    return "not an image (or an unsupported format)"
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:200]
+
+
+def find_images(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders (recursively) into image files, sorted within each folder.
+
+    Files named explicitly are kept whatever their suffix, so that a wrong file gets
+    a clear error instead of being silently skipped.
+    """
+    found: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            found.extend(sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                                and p.is_file()))
+        else:
+            found.append(entry)
+    return found

@@ -1,0 +1,86 @@
+"""Building the TFLite interpreter: ai-edge-litert, else tflite-runtime, else tf.lite."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+EDGETPU_LIBRARY = "libedgetpu.so.1"
+_BACKENDS = (
+    ("ai-edge-litert", "ai_edge_litert.interpreter"),
+    ("tflite-runtime", "tflite_runtime.interpreter"),
+    ("tensorflow", "tensorflow.lite"),  # last resort on a workstation; never needed on the device
+)
+
+
+class RuntimeMissing(RuntimeError):
+    """No TFLite interpreter, or no Edge TPU delegate, could be loaded."""
+
+
+def interpreter_module() -> tuple[str, Any]:
+    """The first importable backend as (name, module with ``Interpreter``, ``load_delegate``)."""
+    for name, module_name in _BACKENDS:
+        try:
+            return name, importlib.import_module(module_name)
+        except ImportError:
+            continue
+    raise RuntimeMissing("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime)")
+
+
+def make_interpreter(model: str | Path, threads: int | None = None, edgetpu: bool = False,
+                     plain: bool = False):
+    """Create and allocate an interpreter for ``model``. Returns (interpreter, runtime name).
+
+    Args:
+        model: path of a .tflite file.
+        threads: CPU threads for the kernels (None: the runtime's default).
+        edgetpu: run on a Coral Edge TPU via ``libedgetpu.so.1``.
+        plain: no default delegate (XNNPACK), so that the ops seen are the model's own.
+    """
+    name, module = interpreter_module()
+    delegates = []
+    if edgetpu:
+        try:
+            ctypes.CDLL(EDGETPU_LIBRARY)  # probe first: a failed load_delegate prints a traceback from __del__
+            delegates.append(module.load_delegate(EDGETPU_LIBRARY))
+        except (OSError, ValueError, RuntimeError) as err:
+            raise RuntimeMissing(f"Edge TPU delegate {EDGETPU_LIBRARY} could not be loaded "
+                                 f"(is the Coral plugged in and libedgetpu1-std installed?): {err}") from None
+    with _quiet_native_info():
+        options = {}
+        if plain:
+            options["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        interpreter = module.Interpreter(model_path=str(model), num_threads=threads,
+                                         experimental_delegates=delegates or None, **options)
+        interpreter.allocate_tensors()
+    return interpreter, name
+
+
+@contextlib.contextmanager
+def _quiet_native_info() -> Iterator[None]:
+    """Drop the runtime's native ``INFO:`` lines on stderr (e.g. "Created ... XNNPACK delegate"); keep the rest."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr is not a real file (e.g. captured)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith("INFO: ")]
+            sys.stderr.write("".join(kept))

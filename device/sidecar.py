@@ -1,0 +1,104 @@
+"""The JSON sidecar that travels with every exported model, and its checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .preprocess import Preprocess
+
+FORMAT = "flowercam-model/1"
+BUNDLED_MODEL = Path(__file__).parent / "models" / "flowercam.tflite"
+
+
+class ModelError(ValueError):
+    """A model file or its sidecar is missing, broken or inconsistent; one-line message."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape, dtype and affine quantization (real = scale * (q - zero_point)) of a tensor."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float = 0.0
+    zero_point: int = 0
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What a .tflite model needs beside it: preprocessing, labels, calibration, provenance."""
+
+    sha256: str
+    input: TensorSpec
+    output: TensorSpec
+    preprocess: Preprocess
+    labels: tuple[str, ...]
+    precision: str = "int8"
+    output_kind: str = "logits"  # or "probabilities"
+    temperature: float = 1.0
+    uncertain_below: float = 0.5
+    backbone: str = ""
+    run: str = ""
+    metrics: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        return json.dumps({"format": FORMAT, **data}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Sidecar:
+        data = json.loads(text)
+        if data.pop("format", None) != FORMAT:
+            raise ModelError(f"sidecar format is not {FORMAT}")
+        pre = data.pop("preprocess")
+        data["preprocess"] = Preprocess(size=int(pre["size"]), crop_fraction=float(pre["crop_fraction"]))
+        for key in ("input", "output"):
+            spec = data[key]
+            data[key] = TensorSpec(tuple(spec["shape"]), spec["dtype"], float(spec["scale"]),
+                                   int(spec["zero_point"]))
+        data["labels"] = tuple(data["labels"])
+        return cls(**data)
+
+
+def sidecar_path(model: Path) -> Path:
+    """``model.tflite`` -> ``model.json``."""
+    return model.with_suffix(".json")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_sidecar(model: Path) -> Sidecar:
+    """Read and check the sidecar of ``model`` (it must exist and match the file's sha256)."""
+    if not model.is_file():
+        raise ModelError(f"model not found: {model}")
+    path = sidecar_path(model)
+    if not path.is_file():
+        raise ModelError(f"sidecar not found: {path} (every model travels with its .json)")
+    try:
+        sidecar = Sidecar.from_json(path.read_text(encoding="utf-8"))
+    except ModelError:
+        raise
+    except (ValueError, KeyError, TypeError) as err:
+        raise ModelError(f"broken sidecar {path.name}: {type(err).__name__}: {err}") from None
+    actual = sha256_file(model)
+    if actual != sidecar.sha256:
+        raise ModelError(f"{model.name} does not match its sidecar: sha256 {actual[:12]}…, "
+                         f"expected {sidecar.sha256[:12]}…")
+    return sidecar
+
+
+def write_sidecar(model: Path, sidecar: Sidecar) -> Path:
+    """Write ``sidecar`` next to ``model``; returns its path."""
+    path = sidecar_path(model)
+    path.write_text(sidecar.to_json(), encoding="utf-8")
+    return path

@@ -1,0 +1,127 @@
+"""``flowercam classify`` and ``info`` as real processes on a real TFLite model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import run_cli, write_broken_files, write_odd_images
+
+KEYS = {"path", "label", "index", "score", "uncertain", "top_k", "latency_ms", "peak_rss_mb"}
+
+
+def _lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_classify_json_schema_and_accuracy(tiny_model, dataset_dir):
+    from build_models.data import load_flowers102
+
+    ds = load_flowers102(dataset_dir)
+    done = run_cli("classify", "--model", str(tiny_model), "--json", "--top-k", "2",
+                   *[str(s.path) for s in ds.test])
+    assert done.returncode == 0, done.stderr
+    rows = _lines(done.stdout)
+    assert len(rows) == len(ds.test)
+    for row in rows:
+        assert KEYS <= set(row)
+        assert set(row["latency_ms"]) == {"decode", "preprocess", "inference", "total"}
+        assert row["label"] == row["top_k"][0]["label"] and row["index"] == row["top_k"][0]["index"]
+        assert len(row["top_k"]) == 2 and row["top_k"][0]["score"] >= row["top_k"][1]["score"]
+        assert row["peak_rss_mb"] > 0 and row["runtime"] == "ai-edge-litert"
+    truth = {str(s.path): s.label for s in ds.test}
+    accuracy = sum(r["index"] == truth[r["path"]] for r in rows) / len(rows)
+    assert accuracy >= 0.8  # colour classes are easy: a broken pipeline would score ~1/3
+
+
+def test_human_output_reports_latency_and_memory(tiny_model, dataset_dir):
+    done = run_cli("classify", "--model", str(tiny_model), str(dataset_dir / "jpg" / "image_00001.jpg"))
+    assert done.returncode == 0
+    assert "latency: decode" in done.stdout and "inference" in done.stdout and "peak RSS" in done.stdout
+
+
+def test_folder_with_odd_and_broken_files(tiny_model, tmp_path):
+    odd = write_odd_images(tmp_path / "photos")
+    broken = write_broken_files(tmp_path / "photos" / "broken")
+    done = run_cli("classify", "--model", str(tiny_model), "--json", str(tmp_path / "photos"))
+    assert done.returncode == 1  # some failed, the rest classified
+    rows = {r["path"]: r for r in _lines(done.stdout)}
+    for path in odd.values():
+        assert "label" in rows[str(path)], rows[str(path)]
+    for path in broken.values():
+        assert "error" in rows[str(path)] and "\n" not in rows[str(path)]["error"]
+    assert "Traceback" not in done.stderr
+
+
+def test_broken_files_in_human_mode_give_one_line_each(tiny_model, tmp_path):
+    broken = write_broken_files(tmp_path)
+    done = run_cli("classify", "--model", str(tiny_model), *map(str, broken.values()))
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("flowercam:")]
+    assert len(errors) == len(broken) and "Traceback" not in done.stderr
+
+
+def test_usage_errors_exit_2(tiny_model, tmp_path):
+    assert run_cli("classify", "--model", str(tiny_model), str(tmp_path)).returncode == 2  # no images
+    assert run_cli("classify", "--top-k", "0", "x.jpg").returncode == 2
+    assert run_cli("nonsense").returncode == 2
+
+
+@pytest.mark.parametrize("damage", ["garbage", "sha", "labels", "no_sidecar", "shape"])
+def test_bad_models_are_refused_with_one_line(tiny_model, dataset_dir, tmp_path, damage):
+    model = tmp_path / "m.tflite"
+    shutil.copy(tiny_model, model)
+    sidecar_path = model.with_suffix(".json")
+    shutil.copy(tiny_model.with_suffix(".json"), sidecar_path)
+    sidecar = json.loads(sidecar_path.read_text())
+    if damage == "garbage":
+        model.write_bytes(b"not a flatbuffer" * 100)
+        from flowercam.sidecar import sha256_file
+
+        sidecar["sha256"] = sha256_file(model)
+    elif damage == "sha":
+        model.write_bytes(model.read_bytes() + b"\0")
+    elif damage == "labels":
+        sidecar["labels"] = sidecar["labels"][:-1]
+    elif damage == "no_sidecar":
+        sidecar_path.unlink()
+    elif damage == "shape":
+        sidecar["input"]["shape"] = [1, 64, 64, 3]
+    if sidecar_path.exists():
+        sidecar_path.write_text(json.dumps(sidecar))
+    done = run_cli("classify", "--model", str(model), str(dataset_dir / "jpg" / "image_00001.jpg"))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("flowercam: error:"), done.stderr
+
+
+def test_info_describes_model(tiny_model):
+    done = run_cli("info", "--model", str(tiny_model), "--json")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["runtime"] == "ai-edge-litert" and info["input"]["dtype"] == "uint8"
+    assert info["output"]["dtype"] == "uint8" and len(info["labels"]) == 3 and info["temperature"] == 1.5
+    assert info["edgetpu"].startswith("ready")
+
+
+def test_uncertain_threshold(tiny_model, dataset_dir):
+    image = str(dataset_dir / "jpg" / "image_00001.jpg")
+    always = _lines(run_cli("classify", "-m", str(tiny_model), "--json", "--uncertain-below", "1", image).stdout)
+    never = _lines(run_cli("classify", "-m", str(tiny_model), "--json", "--uncertain-below", "0", image).stdout)
+    assert always[0]["uncertain"] is True and never[0]["uncertain"] is False
+
+
+def test_edgetpu_absent_is_a_clear_error(tiny_model, dataset_dir):
+    done = run_cli("classify", "-m", str(tiny_model), "--edgetpu", str(dataset_dir / "jpg" / "image_00001.jpg"))
+    # No Coral here: the delegate cannot load (faked hardware is not possible; absence is what we test).
+    assert done.returncode == 2 and "libedgetpu.so.1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_importing_flowercam_never_loads_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, flowercam, flowercam.cli, flowercam.classifier, flowercam.edgetpu, flowercam.describe;"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

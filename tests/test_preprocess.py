@@ -1,0 +1,97 @@
+"""The shared preprocessing: odd but valid images work, broken ones fail with one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flowercam.preprocess import ImageError, Preprocess, decode, find_images
+from tests.helpers import flower_like, write_broken_files, write_odd_images
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory):
+    return write_odd_images(tmp_path_factory.mktemp("odd"))
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    return write_broken_files(tmp_path_factory.mktemp("broken"))
+
+
+def test_every_odd_image_becomes_rgb_input(odd):
+    pre = Preprocess(64)
+    for name, path in odd.items():
+        array = pre(path)
+        assert array.shape == (64, 64, 3) and array.dtype == np.uint8, name
+
+
+def test_sixteen_bit_keeps_its_range(odd):
+    gray16 = np.asarray(decode(odd["gray16.png"]))
+    gray8 = np.asarray(decode(odd["gray.jpg"]))
+    assert gray16.max() > 200  # not clipped to 255 everywhere, not crushed to black
+    assert abs(float(gray16.mean()) - float(gray8.mean())) < 10
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    clear = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    clear.save(tmp_path / "clear.png")
+    assert np.asarray(decode(tmp_path / "clear.png")).min() == 255
+
+
+def test_exif_orientation_is_applied(odd):
+    assert decode(odd["rotated.jpg"]).size == (90, 120)  # stored 120×90, displayed rotated
+    assert decode(odd["cmyk.jpg"]).mode == "RGB"
+
+
+def test_large_jpeg_is_decoded_in_draft_mode(odd):
+    pre = Preprocess(224)
+    image = decode(odd["camera.jpg"], pre)
+    assert min(image.size) >= 224 and image.size[0] <= 1000  # 4000×3000 decoded at 1/4 or less
+    assert decode(odd["camera.jpg"]).size == (4000, 3000)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("truncated.jpg", "truncated or corrupt"), ("corrupt.jpg", "corrupt"), ("empty.jpg", "empty file"),
+    ("notes.txt.jpg", "not an image"), ("bomb.png", "decompression bomb")])
+def test_broken_files_raise_one_line_errors(broken, name, words):
+    with pytest.raises(ImageError) as err:
+        Preprocess(32)(broken[name])
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        decode(tmp_path / "nope.jpg")
+
+
+def test_crop_box_is_centred_square():
+    assert Preprocess(10, 1.0).crop_box(200, 100) == (50.0, 0.0, 150.0, 100.0)
+    assert Preprocess(10, 0.5).crop_box(100, 100) == (25.0, 25.0, 75.0, 75.0)
+    with pytest.raises(ValueError):
+        Preprocess(10, 0.0)
+
+
+def test_find_images_walks_folders_and_keeps_named_files(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for rel in ("a/1.jpg", "a/b/2.PNG", "a/notes.txt"):
+        flower_like().save(tmp_path / rel, format="PNG")
+    found = find_images([tmp_path / "a", tmp_path / "a" / "notes.txt"])
+    assert [p.name for p in found] == ["1.jpg", "2.PNG", "notes.txt"]
+
+
+def test_training_and_device_inputs_are_byte_identical(dataset_dir, tiny_model, odd):
+    """build_models (training/calibration) and the device produce the same bytes for the same file."""
+    from build_models.data import load_flowers102
+    from build_models.images import load_arrays
+    from flowercam.classifier import Classifier
+
+    classifier = Classifier(tiny_model)
+    samples = load_flowers102(dataset_dir).train[:4]
+    training = load_arrays(samples, classifier.preprocess)
+    for sample, array in zip(samples, training):
+        device_array = classifier.load(sample.path)[0]
+        assert device_array.tobytes() == array.tobytes()
+    camera = classifier.load(odd["camera.jpg"])[0]
+    assert camera.tobytes() == classifier.preprocess(odd["camera.jpg"]).tobytes()
