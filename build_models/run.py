@@ -14,7 +14,7 @@ from .data import Flowers102
 from .evaluate import plot_confusion, plot_history, split_metrics, write_metrics
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
-from .train import predict_batches, train, training_samples
+from .train import predict_batches, save_atomically, train, training_samples
 
 MODEL_FILE = "model.keras"
 
@@ -30,7 +30,7 @@ def start_run(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> dict:
     t0 = time.perf_counter()
     model = train(config, dataset, run_dir)
     train_s = time.perf_counter() - t0
-    model.save(run_dir / MODEL_FILE)
+    save_atomically(model.save, run_dir / MODEL_FILE)
     metrics = evaluate_run(run_dir, dataset, model)
     metrics["train_wall_s"] = round(train_s, 1)
     write_metrics(run_dir, metrics)
@@ -41,9 +41,12 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, keras.Model]:
     """The config and trained Keras model of a run folder."""
     from . import augment, schedules  # noqa: F401  (register custom objects)
     from .backbones import paper  # noqa: F401
+    from .losses import SmoothedSparseCrossentropy
 
     config = TrainConfig.from_file(run_dir / "config.json")
-    model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    # "loss": runs saved before the loss became a registered class
+    model = keras.models.load_model(run_dir / MODEL_FILE, compile=False,
+                                    custom_objects={"loss": SmoothedSparseCrossentropy})
     return config, model
 
 

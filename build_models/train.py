@@ -10,7 +10,9 @@ weights; each phase checkpoints every epoch, and a killed run resumes where it s
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from .augment import augmenter
 from .backbones import BackboneSpec, get_backbone
 from .data import Flowers102, Sample
 from .images import labels_of, load_arrays
+from .losses import SmoothedSparseCrossentropy
 from .presets import TrainConfig
 from .schedules import CyclicLR
 
@@ -67,16 +70,6 @@ def _optimizer(config: TrainConfig, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(lr, momentum=0.9)
 
 
-def _loss(config: TrainConfig, num_classes: int):
-    smoothing = config.label_smoothing
-
-    def loss(y_true, logits):
-        onehot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), num_classes)
-        return keras.losses.categorical_crossentropy(onehot, logits, from_logits=True,
-                                                     label_smoothing=smoothing)
-    return loss
-
-
 def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, path: Path) -> np.ndarray:
     """Bottom-of-backbone outputs for ``views`` views of each image (view 0 clean), float16, cached on disk."""
     if path.exists():
@@ -112,19 +105,57 @@ def predict_batches(model: keras.Model, x: np.ndarray, batch: int = 64, descript
     return np.concatenate(outs)
 
 
-def _callbacks(config: TrainConfig, run_dir: Path, phase: str, early_stop: bool) -> list:
-    callbacks = [
-        keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True),
-        keras.callbacks.BackupAndRestore(str(run_dir / f"backup_{phase}")),
-    ]
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves weights and progress atomically after every epoch, so that a killed run resumes there.
+
+    (Keras's BackupAndRestore writes its file in place: a kill during the write leaves it unreadable.)
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self.weights, self.state = folder / "latest.weights.h5", folder / "state.json"
+
+    def restore(self, model: keras.Model) -> int:
+        """Load the last checkpoint into a compiled ``model``; returns the epoch to start from."""
+        if not self.state.exists():
+            return 0
+        state = json.loads(self.state.read_text())
+        model.load_weights(self.weights)
+        model.optimizer.iterations.assign(state["iterations"])
+        return int(state["epoch"])
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_atomically(self.model.save_weights, self.weights)
+        tmp = self.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"epoch": epoch + 1, "iterations": int(self.model.optimizer.iterations)}))
+        os.replace(tmp, self.state)
+
+
+def save_atomically(save, path: Path) -> None:
+    """``save(tmp)`` then rename over ``path``: readers never see a half-written file."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    save(tmp)
+    os.replace(tmp, path)
+
+
+def _fit(model: keras.Model, x, y, config: TrainConfig, run_dir: Path, phase: str, epochs: int,
+         validation_data, early_stop: bool) -> None:
+    """``model.fit`` with per-epoch checkpoints (resumed if present), CSV history and early stopping."""
+    checkpoint = EpochCheckpoint(run_dir / f"checkpoint_{phase}")
+    start = checkpoint.restore(model)
+    callbacks = [checkpoint, keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True)]
     if early_stop:
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.patience,
                                                        restore_best_weights=True))
-    return callbacks
+    model.fit(x, y, batch_size=None if y is None else config.batch_size, epochs=epochs, initial_epoch=start,
+              validation_data=validation_data, shuffle=True, verbose=2, callbacks=callbacks)
 
 
 def _compile(model: keras.Model, config: TrainConfig, lr, num_classes: int) -> None:
-    model.compile(_optimizer(config, lr), _loss(config, num_classes), metrics=["accuracy"])
+    model.compile(_optimizer(config, lr), SmoothedSparseCrossentropy(num_classes, config.label_smoothing),
+                  metrics=["accuracy"])
 
 
 def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Model:
@@ -169,10 +200,8 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
         steps = int(np.ceil(len(x1) / config.batch_size))
         lr = CyclicLR(config.clr_base, config.clr_max, config.clr_step_factor * steps, config.clr_policy)
         _compile(head, config, lr, n_classes)
-        head.fit(x1, y_views if config.cache else y_train, batch_size=config.batch_size,
-                 epochs=config.phase1_epochs, validation_data=(v1, y_val), shuffle=True, verbose=2,
-                 callbacks=_callbacks(config, run_dir, "phase1", early))
-        head.save_weights(head_weights)
+        _fit(head, x1, y_views, config, run_dir, "phase1", config.phase1_epochs, (v1, y_val), early)
+        save_atomically(head.save_weights, head_weights)
     timings["phase1_s"] = time.perf_counter() - t0
 
     # Phase 2: unfreeze the top (BatchNorm stays frozen), train on the cached maps.
@@ -189,15 +218,13 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
             model2 = classifier(features, head)
             x2, y2, v2 = _augmented_dataset(x_train, y_train, config), None, (x_val, y_val)
         _compile(model2, config, config.phase2_lr, n_classes)
-        model2.fit(x2, y2, batch_size=None if y2 is None else config.batch_size, epochs=config.phase2_epochs,
-                   validation_data=v2, shuffle=True, verbose=2,
-                   callbacks=_callbacks(config, run_dir, "phase2", early))
-        model2.save_weights(final_weights)
+        _fit(model2, x2, y2, config, run_dir, "phase2", config.phase2_epochs, v2, early)
+        save_atomically(model2.save_weights, final_weights)
     timings["phase2_s"] = time.perf_counter() - t0
     model = classifier(features, head)
     if final_weights.exists() and config.phase2_epochs:
         _load_trained_top(model, features, head, top, bottom, final_weights, config.cache)
-    (run_dir / "timings.json").write_text(__import__("json").dumps(timings, indent=2))
+    (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
     return model
 
 

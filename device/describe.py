@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .edgetpu import check_readiness
-
 from .sidecar import sha256_file
 
 

@@ -9,7 +9,6 @@ it and everything after it to the CPU.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 import numpy as np

@@ -27,12 +27,12 @@ def dataset_dir(tmp_path_factory) -> Path:
 def tiny_model(tmp_path_factory, dataset_dir) -> Path:
     """A real full-integer TFLite model (uint8 in, uint8 logits out) with its sidecar, trained briefly."""
     import keras
+    from flowercam.preprocess import Preprocess
 
     from build_models.data import load_flowers102
     from build_models.export import write_tflite
     from build_models.images import labels_of, load_arrays
     from calibration.representative import representative_dataset
-    from flowercam.preprocess import Preprocess
 
     keras.utils.set_random_seed(0)
     ds = load_flowers102(dataset_dir)

@@ -26,7 +26,7 @@ def test_classify_json_schema_and_accuracy(tiny_model, dataset_dir):
     rows = _lines(done.stdout)
     assert len(rows) == len(ds.test)
     for row in rows:
-        assert KEYS <= set(row)
+        assert set(row) >= KEYS
         assert set(row["latency_ms"]) == {"decode", "preprocess", "inference", "total"}
         assert row["label"] == row["top_k"][0]["label"] and row["index"] == row["top_k"][0]["index"]
         assert len(row["top_k"]) == 2 and row["top_k"][0]["score"] >= row["top_k"][1]["score"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from flowercam.preprocess import ImageError, Preprocess, decode, find_images
 from PIL import Image
 
-from flowercam.preprocess import ImageError, Preprocess, decode, find_images
 from tests.helpers import flower_like, write_broken_files, write_odd_images
 
 
@@ -83,9 +83,10 @@ def test_find_images_walks_folders_and_keeps_named_files(tmp_path):
 
 def test_training_and_device_inputs_are_byte_identical(dataset_dir, tiny_model, odd):
     """build_models (training/calibration) and the device produce the same bytes for the same file."""
+    from flowercam.classifier import Classifier
+
     from build_models.data import load_flowers102
     from build_models.images import load_arrays
-    from flowercam.classifier import Classifier
 
     classifier = Classifier(tiny_model)
     samples = load_flowers102(dataset_dir).train[:4]

@@ -1,0 +1,137 @@
+"""Backbones: the offline EfficientNet-Lite port is right, the registry and the paper cut points."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from build_models.backbones import BACKBONES, get_backbone
+from build_models.backbones.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, TorchFileError, load_state_dict
+
+
+def _write_legacy(path, tensors: dict[str, np.ndarray]) -> None:
+    """Write a legacy torch.save file by hand, as torch does (pickle stream + raw storages).
+
+    Stand-in ``torch`` modules exist only while pickling, so globals are written by reference.
+    """
+    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+
+    class FloatStorage:
+        pass
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called while writing")
+
+    FloatStorage.__module__, FloatStorage.__qualname__ = "torch", "FloatStorage"
+    _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
+    torch.FloatStorage, utils._rebuild_tensor_v2 = FloatStorage, _rebuild_tensor_v2
+
+    class StorageRef:
+        def __init__(self, key, size):
+            self.key, self.size = key, size
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, StorageRef):
+                return ("storage", FloatStorage, obj.key, "cpu", obj.size, None)
+            return None
+
+    class Tensor:
+        def __init__(self, key, array):
+            self.key, self.array = key, array
+
+        def __reduce__(self):
+            strides = tuple(s // 4 for s in self.array.strides)
+            storage = StorageRef(self.key, self.array.size)
+            return (_rebuild_tensor_v2, (storage, 0, self.array.shape, strides, False, {}))
+
+    keys = [str(i) for i in range(len(tensors))]
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    sys.modules.update({"torch": torch, "torch._utils": utils})
+    try:
+        with open(path, "wb") as f:
+            for header in (MAGIC_NUMBER, PROTOCOL_VERSION, {"little_endian": True}):
+                pickle.dump(header, f, protocol=2)
+            Pickler(f, protocol=2).dump({n: Tensor(k, a) for k, (n, a) in zip(keys, tensors.items())})
+            pickle.dump(keys, f, protocol=2)
+            for array in tensors.values():
+                f.write(struct.pack("<q", array.size) + np.ascontiguousarray(array, np.float32).tobytes())
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+def test_legacy_reader_round_trip(tmp_path):
+    tensors = {"a.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 4), "b.bias": np.ones(5, np.float32)}
+    _write_legacy(tmp_path / "w.pth", tensors)
+    loaded = load_state_dict(tmp_path / "w.pth")
+    assert set(loaded) == set(tensors)
+    for name, array in tensors.items():
+        np.testing.assert_array_equal(loaded[name], array)
+
+
+def test_legacy_reader_refuses_other_files(tmp_path):
+    (tmp_path / "zip.pth").write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    with pytest.raises(TorchFileError):
+        load_state_dict(tmp_path / "zip.pth")
+
+
+def test_lite0_imagenet_port_recognizes_photos():
+    """A wrong port (padding, layout, BN epsilon, normalization) cannot pass this."""
+    from PIL import Image
+    from skimage import data
+
+    from build_models.backbones.efficientnet_lite import build_lite
+
+    model = build_lite("lite0", include_top=True)
+    batch = []
+    for name in ("coffee", "chelsea"):
+        image = Image.fromarray(getattr(data, name)())
+        w, h = image.size
+        s = min(w, h)
+        box = ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)
+        batch.append(np.asarray(image.resize((224, 224), Image.Resampling.BILINEAR, box=box), np.float32))
+    probs = model.predict(np.stack(batch), verbose=0)
+    assert probs[0].argmax() == 967 and probs[0, 967] > 0.9  # espresso
+    assert probs[1].argmax() in (281, 282, 285)  # tabby, tiger cat, Egyptian cat
+
+
+@pytest.mark.parametrize("variant, params", [("lite1", 5_470_344), ("lite2", 6_150_168)])
+def test_lite1_lite2_load_their_weights(variant, params):
+    from build_models.backbones.efficientnet_lite import build_lite
+
+    model = build_lite(variant, include_top=True)  # raises if any weight is missing or mis-shaped
+    assert model.count_params() == params
+
+
+def test_registry_lists_valid_names():
+    with pytest.raises(ValueError, match="valid: lite0, lite1, lite2, vgg16, resnet50, inceptionv3"):
+        get_backbone("mobilenet")
+
+
+@pytest.mark.parametrize("name, size, cut_shape, unfrozen_convs", [
+    ("vgg16", 64, (4, 4, 512), 2),          # block5_conv1, block5_conv2 after block4_pool
+    ("resnet50", 64, (4, 4, 1024), 3),      # conv4_block6: 3 convolutions
+    ("inceptionv3", 139, (3, 3, 1280), 6),  # mixed8: 2 + 4 convolutions after mixed7
+])
+def test_paper_cut_points(name, size, cut_shape, unfrozen_convs):
+    import keras
+
+    from build_models.train import split_backbone
+
+    spec = BACKBONES[name]
+    features = spec.build(size, None)
+    assert features.output_shape[1:] == cut_shape
+    assert features.layers[-1].name == spec.gradcam or features.output.name.startswith(spec.gradcam)
+    _, top = split_backbone(features, spec.split)
+    convs = [layer for layer in top.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == unfrozen_convs
+    assert all(not layer.trainable for layer in top.layers if isinstance(layer, keras.layers.BatchNormalization))

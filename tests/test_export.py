@@ -1,0 +1,88 @@
+"""Export to TFLite and the Edge TPU readiness check, on a tiny run trained in the test."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+
+from build_models.data import load_flowers102
+from build_models.export import convert, export_run
+from build_models.presets import get_preset
+from flowercam.edgetpu import check_readiness
+
+
+@pytest.fixture(scope="module")
+def tiny_run(dataset_dir, tmp_path_factory):
+    from build_models.run import start_run
+
+    run = tmp_path_factory.mktemp("run") / "lite0"
+    config = replace(get_preset("lite0", size=64, views=1, phase1_epochs=8, phase2_epochs=1, batch_size=8))
+    start_run(config, load_flowers102(dataset_dir), run)
+    return run
+
+
+def test_export_writes_three_measured_models(tiny_run, dataset_dir):
+    from flowercam.classifier import Classifier
+
+    report = export_run(tiny_run, load_flowers102(dataset_dir), calibration_images=6)
+    out = tiny_run / "export"
+    for precision in ("float32", "float16", "int8"):
+        model = out / f"lite0_{precision}.tflite"
+        sidecar = json.loads(model.with_suffix(".json").read_text())
+        assert sidecar["precision"] == precision and sidecar["backbone"] == "lite0"
+        assert sidecar["metrics"]["test_top1"] == report["models"][precision]["test_top1"]
+        Classifier(model)  # the device accepts it (sha256, shapes, labels checked)
+    int8 = json.loads((out / "lite0_int8.json").read_text())
+    assert int8["input"]["dtype"] == "uint8" and int8["output"]["dtype"] == "uint8"
+    assert report["models"]["int8"]["edgetpu_readiness"].startswith("ready")
+    assert report["models"]["float32"]["edgetpu_readiness"].startswith("not ready")
+    assert report["models"]["int8"]["test_agreement_with_keras"] >= 0.8
+    assert 0.05 <= report["calibration"]["temperature"] <= 20
+    assert (out / "lite0_reliability.png").exists()
+    assert (out / "lite0_int8.tflite").stat().st_size < (out / "lite0_float32.tflite").stat().st_size / 3
+
+
+def _tiny_keras(batch_size=None):
+    inputs = keras.Input((16, 16, 3), batch_size=batch_size)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def _representative():
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        yield [rng.uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)]
+
+
+def test_readiness_passes_a_full_integer_model(tmp_path):
+    path = tmp_path / "int8.tflite"
+    path.write_bytes(convert(_tiny_keras(), 16, "int8", _representative))
+    result = check_readiness(path)
+    assert result.ready, result.problems
+
+
+def test_readiness_catches_a_float_op(tmp_path):
+    path = tmp_path / "float.tflite"
+    path.write_bytes(convert(_tiny_keras(), 16, "float32"))
+    result = check_readiness(path)
+    assert not result.ready and result.first_cpu_op == 0
+    assert any("float32 tensor" in p for p in result.problems)
+
+
+def test_readiness_catches_a_dynamic_shape(tmp_path):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(_tiny_keras())  # batch dimension left dynamic
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.uint8
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(converter.convert())
+    result = check_readiness(path)
+    assert not result.ready and any("dynamic shape" in p for p in result.problems)

@@ -1,0 +1,95 @@
+"""Training: schedules, both phases on the feature cache, the run folder, resume, the paper presets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from build_models.data import load_flowers102
+from build_models.presets import get_preset
+from build_models.schedules import CyclicLR
+
+
+def test_cyclic_lr_policies():
+    tri = CyclicLR(0.1, 1.0, step_size=10)
+    assert [round(float(tri(s)), 4) for s in (0, 5, 10, 15, 20, 30)] == [0.1, 0.55, 1.0, 0.55, 0.1, 1.0]
+    tri2 = CyclicLR(0.1, 1.0, step_size=10, policy="triangular2")
+    assert round(float(tri2(30)), 4) == 0.55  # second cycle peaks at half the amplitude
+    exp = CyclicLR(0.1, 1.0, step_size=10, policy="exp_range", gamma=0.9)
+    assert round(float(exp(10)), 4) == round(0.1 + 0.9 * 0.9 ** 10, 4)
+    with pytest.raises(ValueError, match="valid: triangular, triangular2, exp_range"):
+        CyclicLR(0.1, 1.0, 10, policy="cosine")
+
+
+def _rows(path):
+    return list(csv.DictReader(path.open()))
+
+
+def test_lite0_two_phase_run_folder(dataset_dir, tmp_path):
+    from build_models.run import evaluate_run, start_run
+
+    config = get_preset("lite0", size=64, views=2, phase1_epochs=8, phase2_epochs=3, batch_size=8)
+    ds = load_flowers102(dataset_dir)
+    metrics = start_run(config, ds, tmp_path / "run")
+    assert metrics["test"]["accuracy"] >= 0.8  # 3 colour classes; chance is 1/3
+    assert len(metrics["test"]["per_class"]) == 3 and metrics["test"]["n"] == 18
+    for name in ("config.json", "history_phase1.csv", "history_phase2.csv", "training_curves.png",
+                 "metrics.json", "confusion_test.png", "confusion_val.png", "model.keras", "cache_train.npy"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert np.load(tmp_path / "run" / "cache_train.npy", mmap_mode="r").shape[0] == 2 * len(ds.train)
+    for stale in (tmp_path / "run").glob("logits_*.npz"):
+        stale.unlink()
+    again = evaluate_run(tmp_path / "run", ds)  # reloads model.keras from disk
+    assert again["test"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+
+
+def test_cached_and_uncached_paths_both_learn(dataset_dir, tmp_path):
+    from build_models.run import start_run
+
+    ds = load_flowers102(dataset_dir)
+    for cache in (True, False):
+        config = get_preset("lite0", size=64, views=2, phase1_epochs=8, phase2_epochs=2, batch_size=8, cache=cache)
+        metrics = start_run(config, ds, tmp_path / f"cache-{cache}")
+        assert metrics["test"]["accuracy"] >= 0.8, cache
+
+
+def test_killed_run_resumes_where_it_stopped(dataset_dir, tmp_path):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "build_models", "train", "lite0", "--data", str(dataset_dir), "--out", str(run),
+            "--protocol", "trainval", "--size", "48", "--views", "1", "--phase1-epochs", "3",
+            "--phase2-epochs", "60"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run / "history_phase2.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (history.exists() and len(_rows(history)) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(_rows(history))
+    assert 3 <= done_before < 60, "the run was not interrupted mid-phase"
+    phase1_rows = len(_rows(run / "history_phase1.csv"))
+    finished = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    epochs = [int(r["epoch"]) for r in _rows(history)]
+    assert epochs[-1] == 59 and len(epochs) <= 60 + 1  # continued, not restarted from epoch 0
+    assert len(_rows(run / "history_phase1.csv")) == phase1_rows  # phase 1 not redone
+    assert json.loads((run / "metrics.json").read_text())["protocol"] == "trainval"
+
+
+@pytest.mark.parametrize("preset, size", [("paper-vgg16", 32), ("paper-resnet50", 32), ("paper-inceptionv3", 75)])
+def test_paper_presets_train_end_to_end(dataset_dir, tmp_path, preset, size):
+    from build_models.run import start_run
+
+    config = get_preset(preset, size=size, views=1, phase1_epochs=1, phase2_epochs=1, batch_size=8)
+    from dataclasses import replace
+
+    metrics = start_run(replace(config, weights=None), load_flowers102(dataset_dir), tmp_path / preset)
+    assert metrics["test"]["n"] == 18 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert (tmp_path / preset / "model.keras").exists()
