@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from flowercam.preprocess import Preprocess
 
 from calibration.representative import balanced_sample, representative_dataset, representative_paths
 from calibration.temperature import expected_calibration_error, fit_temperature, softmax
-from flowercam.preprocess import Preprocess
 from tests.helpers import flower_like
 
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
+from flowercam.edgetpu import check_readiness
 
 from build_models.data import load_flowers102
 from build_models.export import convert, export_run
 from build_models.presets import get_preset
-from flowercam.edgetpu import check_readiness
 
 
 @pytest.fixture(scope="module")
