@@ -130,6 +130,55 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder.")], data_dir:
     typer.echo(f"{run}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 {metrics['test']['accuracy']:.2%}")
 
 
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    data_dir: DataOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: RUN/export).")] = None,
+    calibration_images: Annotated[int, typer.Option(help="Training images calibrating int8.")] = 300,
+    calibration_folder: Annotated[Path | None, typer.Option(help="Add your own images (e.g. camera frames).")] = None,
+    temperature_from: Annotated[Path | None, typer.Option(
+        help="Take the softmax temperature from this sidecar (e.g. the paper-protocol export of the same "
+             "preset) instead of fitting it on val; use it for trainval runs, whose val is training data.")] = None,
+    edgetpu: Annotated[bool, typer.Option("--edgetpu", help="Also run edgetpu_compiler if on PATH.")] = False,
+) -> None:
+    """Export a run to TFLite float32, float16 and int8 with sidecars, measured with the interpreter."""
+    import json
+
+    from .export import export_run
+
+    temperature = None
+    if temperature_from is not None:
+        temperature = float(json.loads(temperature_from.read_text())["temperature"])
+    report = export_run(run, _load_data(data_dir), out, calibration_images, calibration_folder, temperature,
+                        edgetpu=edgetpu)
+    typer.echo(f"{'model':10s} {'MB':>7s} {'val':>7s} {'test':>7s} {'agree':>7s}  Edge TPU")
+    typer.echo(f"{'keras':10s} {'':7s} {report['keras']['val']:7.2%} {report['keras']['test']:7.2%}")
+    for precision, m in report["models"].items():
+        typer.echo(f"{precision:10s} {m['size_mb']:7.2f} {m['val_top1']:7.2%} {m['test_top1']:7.2%} "
+                   f"{m['test_agreement_with_keras']:7.2%}  {m['edgetpu_readiness'][:40]}")
+    cal = report["calibration"]
+    typer.echo(f"temperature {cal['temperature']:.3f} ({cal['fitted_on']}): test ECE {cal['test_ece_before']:.4f}"
+               f" -> {cal['test_ece_after']:.4f}")
+
+
+@app.command("lr-find")
+def lr_find(
+    preset: Annotated[str, typer.Argument(help="Preset name.")],
+    data_dir: DataOpt = None,
+    out: Annotated[Path, typer.Option(help="Folder for the PNG and JSON.")] = Path("runs/lr-find"),
+    size: Annotated[int | None, typer.Option()] = None,
+    max_per_class: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """LR range test of the head on frozen features: loss-vs-LR PNG and the suggested CLR band."""
+    from .lr_find import run_lr_find
+    from .presets import get_preset
+
+    config = get_preset(preset, size=size, max_per_class=max_per_class)
+    band = run_lr_find(config, _load_data(data_dir), out)
+    typer.echo(f"suggested CLR band: base_lr {band[0]:.2e}, max_lr {band[1]:.2e} (plot: {out / 'lr_range_test.png'})")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -45,7 +45,7 @@ class CyclicLR(keras.optimizers.schedules.LearningRateSchedule):
 
 def lr_range_test(model: keras.Model, x: np.ndarray, y: np.ndarray, min_lr: float = 1e-5,
                   max_lr: float = 10.0, steps: int = 200, batch_size: int = 64,
-                  optimizer: str = "sgd") -> tuple[np.ndarray, np.ndarray]:
+                  optimizer: str = "sgd", loss=None) -> tuple[np.ndarray, np.ndarray]:
     """Train with an exponentially rising LR, one batch a step. Returns (lrs, smoothed losses).
 
     Stops early once the loss explodes (4× the best). ``model`` must be compiled-free;
@@ -55,7 +55,7 @@ def lr_range_test(model: keras.Model, x: np.ndarray, y: np.ndarray, min_lr: floa
     lrs = min_lr * (max_lr / min_lr) ** (np.arange(steps) / max(1, steps - 1))
     opt = keras.optimizers.SGD(learning_rate=min_lr, momentum=0.9) if optimizer == "sgd" \
         else keras.optimizers.Adam(learning_rate=min_lr)
-    model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=opt, loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     losses, smooth, best = [], 0.0, math.inf
     for i, lr in enumerate(lrs):
         opt.learning_rate.assign(lr)
@@ -70,7 +70,7 @@ def lr_range_test(model: keras.Model, x: np.ndarray, y: np.ndarray, min_lr: floa
 
 
 def suggest_band(lrs: np.ndarray, losses: np.ndarray) -> tuple[float, float]:
-    """The CLR band from a range test: max_lr a bit below the loss minimum, base_lr = max/10... /6."""
+    """The CLR band from a range test: max_lr a third of the LR at the loss minimum, base_lr = max_lr / 8."""
     i_min = int(np.argmin(losses))
     max_lr = float(lrs[i_min]) / 3.0  # back off from where the loss bottoms out
     return max_lr / 8.0, max_lr

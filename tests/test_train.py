@@ -93,3 +93,13 @@ def test_paper_presets_train_end_to_end(dataset_dir, tmp_path, preset, size):
     metrics = start_run(replace(config, weights=None), load_flowers102(dataset_dir), tmp_path / preset)
     assert metrics["test"]["n"] == 18 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
     assert (tmp_path / preset / "model.keras").exists()
+
+
+def test_lr_range_test_writes_plot_and_band(dataset_dir, tmp_path):
+    from build_models.lr_find import run_lr_find
+
+    config = get_preset("lite0", size=48)
+    base, top = run_lr_find(config, load_flowers102(dataset_dir), tmp_path, steps=60)
+    assert 0 < base < top
+    assert (tmp_path / "lr_range_test.png").stat().st_size > 1000
+    assert len(json.loads((tmp_path / "lr_range_test.json").read_text())["lr"]) > 5
