@@ -48,7 +48,7 @@ def lr_range_test(model: keras.Model, x: np.ndarray, y: np.ndarray, min_lr: floa
                   optimizer: str = "sgd", loss=None) -> tuple[np.ndarray, np.ndarray]:
     """Train with an exponentially rising LR, one batch a step. Returns (lrs, smoothed losses).
 
-    Stops early once the loss explodes (4× the best). ``model`` must be compiled-free;
+    Stops early once the loss explodes (4× the best and 1.5× the first). ``model`` must be compiled-free;
     its weights are changed.
     """
     rng = np.random.default_rng(0)
@@ -61,10 +61,10 @@ def lr_range_test(model: keras.Model, x: np.ndarray, y: np.ndarray, min_lr: floa
         opt.learning_rate.assign(lr)
         idx = rng.integers(0, len(x), batch_size)
         loss = float(model.train_on_batch(x[idx], y[idx]))
-        smooth = 0.9 * smooth + 0.1 * loss if i else loss
-        losses.append(smooth / (1 - 0.9 ** (i + 1)) if i else smooth)
+        smooth = 0.9 * smooth + 0.1 * loss  # exponential moving average, bias-corrected below
+        losses.append(smooth / (1 - 0.9 ** (i + 1)))
         best = min(best, losses[-1])
-        if not math.isfinite(loss) or losses[-1] > 4 * best:
+        if not math.isfinite(loss) or losses[-1] > max(4 * best, 1.5 * losses[0]):
             break
     return lrs[: len(losses)], np.array(losses)
 
