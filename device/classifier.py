@@ -138,6 +138,14 @@ class Classifier:
         return Result(path, best, best[0].score < self.threshold,
                       {key: round(v, 3) for key, v in latency.items()}, round(peak_rss_mb(), 1))
 
+    def classify_frame(self, frame: np.ndarray, name: str = "frame", k: int = 5, capture_ms: float = 0.0) -> Result:
+        """Classify an (H, W, 3) uint8 RGB camera frame (capture time reported as decode)."""
+        from PIL import Image
+
+        t0 = time.perf_counter()
+        array = self.preprocess.to_array(Image.fromarray(frame, "RGB"))
+        return self.classify_array(name, array, k, capture_ms, (time.perf_counter() - t0) * 1e3)
+
     def classify(self, path: str | Path, k: int = 5) -> Result:
         """Classify one file (raises ImageError for a file that cannot be read)."""
         array, decode_ms, preprocess_ms = self.load(path)

@@ -113,6 +113,33 @@ def info(model: ModelOpt = None, as_json: JsonOpt = False) -> None:
             typer.echo(f"{key}: {value}")
 
 
+@app.command()
+def watch(
+    source: Annotated[str, typer.Option("--source", "-s", help="picamera2, opencv:N, a video file or a stream URL.")
+                      ] = "picamera2",
+    model: ModelOpt = None,
+    threads: ThreadsOpt = None,
+    edgetpu: EdgeTpuOpt = False,
+    fps: Annotated[float, typer.Option(min=0.1, max=120, help="Classify at most this often.")] = 5.0,
+    max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many classifications.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Live classification from a camera or video: label, confidence, fps, inference ms. Ctrl-C stops."""
+    from .sources import SourceError, open_source
+    from .watch import watch_loop
+
+    classifier = open_classifier(model, threads, edgetpu)
+    try:
+        with open_source(source) as frames:
+            count = watch_loop(classifier, frames, fps, max_frames, as_json, typer.echo)
+    except SourceError as err:
+        raise fail(str(err), 1) from None
+    except KeyboardInterrupt:
+        typer.echo("", err=True)
+        return
+    typer.echo(f"{source}: {count} frames classified, source ended", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

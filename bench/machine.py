@@ -1,0 +1,30 @@
+"""What every result file names: the machine, the versions, the command."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+from importlib import metadata
+
+
+def machine_info() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {}
+    for package in ("ai-edge-litert", "tensorflow", "keras", "numpy", "pillow"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+            "versions": versions, "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
+
+
+def header_markdown(info: dict) -> str:
+    v = ", ".join(f"{k} {val}" for k, val in info["versions"].items())
+    return (f"- machine: {info['cpu']}, {info['cores']} cores ({info['machine']})\n"
+            f"- versions: Python {info['python']}, {v}\n- command: `{info['command']}`\n")

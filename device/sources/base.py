@@ -1,0 +1,37 @@
+"""The interface every camera source implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or has stopped delivering frames; one-line message."""
+
+
+class FrameSource(ABC):
+    """A camera or video: ``open()``, then ``read()`` RGB frames, then ``close()``."""
+
+    name: str = "source"
+    live: bool = True  # a camera or stream (frames keep coming) rather than a file read at our pace
+
+    @abstractmethod
+    def open(self) -> None:
+        """Start the source (raises SourceError)."""
+
+    @abstractmethod
+    def read(self) -> np.ndarray | None:
+        """The next frame as (H, W, 3) uint8 RGB, or None when the source has ended."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+
+    def __enter__(self) -> FrameSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,41 @@
+"""USB cameras, video files and stream URLs through OpenCV (the ``camera`` extra)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import FrameSource, SourceError
+
+
+class OpenCVSource(FrameSource):
+    """``cv2.VideoCapture`` on a camera index, a file path or a URL."""
+
+    def __init__(self, target: int | str) -> None:
+        self.target = target
+        self.name = f"opencv:{target}" if isinstance(target, int) else str(target)
+        self.live = isinstance(target, int) or "://" in str(target)
+        self._capture = None
+
+    def open(self) -> None:
+        try:
+            import cv2
+        except ImportError:
+            raise SourceError("OpenCV is not installed: pip install 'flowercam[camera]'") from None
+        capture = cv2.VideoCapture(self.target)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f"cannot open {self.name}")
+        self._capture = capture
+
+    def read(self) -> np.ndarray | None:
+        if self._capture is None:
+            raise SourceError(f"{self.name} is not open")
+        ok, frame = self._capture.read()
+        if not ok or frame is None:
+            return None
+        return np.ascontiguousarray(frame[..., ::-1])  # BGR -> RGB
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None

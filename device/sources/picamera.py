@@ -1,0 +1,47 @@
+"""The Raspberry Pi camera through picamera2 (Raspberry Pi OS's ``python3-picamera2``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import FrameSource, SourceError
+
+
+class PiCameraSource(FrameSource):
+    """Picamera2 still-preview stream, RGB888 at ``size``; frames captured on demand."""
+
+    name = "picamera2"
+
+    def __init__(self, size: tuple[int, int] = (640, 480)) -> None:
+        self.size = size
+        self._camera = None
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError("picamera2 is not installed (on Raspberry Pi OS: apt install python3-picamera2)") \
+                from None
+        try:
+            camera = Picamera2()
+            # "RGB888" is BGR in memory order in picamera2; converted in read()
+            camera.configure(camera.create_preview_configuration(main={"size": self.size, "format": "RGB888"}))
+            camera.start()
+        except Exception as err:  # libcamera raises many types; all mean "no usable camera"
+            raise SourceError(f"cannot start the Pi camera: {err}") from None
+        self._camera = camera
+
+    def read(self) -> np.ndarray | None:
+        if self._camera is None:
+            raise SourceError("picamera2 is not open")
+        try:
+            frame = self._camera.capture_array("main")
+        except Exception as err:
+            raise SourceError(f"Pi camera stopped delivering frames: {err}") from None
+        return np.ascontiguousarray(frame[..., ::-1])
+
+    def close(self) -> None:
+        if self._camera is not None:
+            self._camera.stop()
+            self._camera.close()
+            self._camera = None
