@@ -140,6 +140,61 @@ def watch(
     typer.echo(f"{source}: {count} frames classified, source ended", err=True)
 
 
+@app.command()
+def bench(
+    models: Annotated[list[Path] | None, typer.Option("--model", "-m",
+                                                      help="Models to compare (repeat).")] = None,
+    runs: Annotated[int, typer.Option(min=1, help="Timed runs per model.")] = 50,
+    warmup: Annotated[int, typer.Option(min=0, help="Warm-up runs per model.")] = 5,
+    threads: ThreadsOpt = None,
+    edgetpu: EdgeTpuOpt = False,
+    images: Annotated[Path | None, typer.Option(help="Folder of photos: real preprocessed inputs.")] = None,
+    pipeline: Annotated[bool, typer.Option("--pipeline", help="Time decode + preprocess + inference on "
+                                           "the photos of --images.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Benchmark models like TFLite's benchmark_model: init, first, warm-up, latency percentiles, memory."""
+    from . import bench as b
+    from .sidecar import BUNDLED_MODEL, read_sidecar
+
+    paths = models or [BUNDLED_MODEL]
+    files = find_images([images]) if images else []
+    if (images or pipeline) and not files:
+        raise fail("--pipeline needs --images with photos" if pipeline else f"no images in {images}")
+    if pipeline:
+        result = b.pipeline(open_classifier(paths[0], threads, edgetpu), files, runs)
+        typer.echo(json.dumps(result, indent=None if as_json else 2))
+        return
+    inputs = {}
+    try:
+        for path in paths:
+            if not path.is_file():
+                raise ModelError(f"model not found: {path}")
+            if files:
+                pre = read_sidecar(path).preprocess
+                inputs[path] = [pre(f) for f in files[:32]]
+        reports = b.benchmark(paths, runs, warmup, threads, edgetpu, inputs)
+    except (ModelError, RuntimeMissing) as err:
+        raise fail(str(err)) from None
+    except ValueError as err:
+        raise fail(f"not a valid TFLite model ({str(err).splitlines()[0]})") from None
+    if as_json:
+        for report in reports:
+            typer.echo(json.dumps(report))
+        return
+    for report in reports:
+        lat = report["latency_ms"]
+        typer.echo(f"{report['model']} ({report['model_size_mb']} MB, {report['runtime']}, threads "
+                   f"{report['threads']}): init {report['init_ms']:.1f} ms, first {report['first_inference_ms']:.1f}"
+                   f" ms, warm-up avg {report['warmup_avg_ms']} ms\n  {report['count']} runs: min {lat['min']:.2f} "
+                   f"max {lat['max']:.2f} mean {lat['mean']:.2f} std {lat['std']:.2f} p50 {lat['p50']:.2f} p90 "
+                   f"{lat['p90']:.2f} p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} ms; {report['throughput_ips']} "
+                   f"inferences/s; peak RSS {report['peak_rss_mb']} MB, RSS +{report['rss_delta_mb']['init']} MB "
+                   f"at init, +{report['rss_delta_mb']['overall']} MB overall")
+    if len(reports) > 1:
+        typer.echo(b.comparison_table(reports))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

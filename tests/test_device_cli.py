@@ -125,3 +125,34 @@ def test_importing_flowercam_never_loads_tensorflow():
     code = ("import sys, flowercam, flowercam.cli, flowercam.classifier, flowercam.edgetpu, flowercam.describe;"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_bench_json_matches_benchmark_model_schema(tiny_model):
+    done = run_cli("bench", "--model", str(tiny_model), "--model", str(tiny_model), "--runs", "20", "--json")
+    assert done.returncode == 0, done.stderr
+    reports = _lines(done.stdout)
+    assert len(reports) == 2
+    for r in reports:
+        assert {"model", "model_size_mb", "runtime", "threads", "init_ms", "first_inference_ms", "warmup_avg_ms",
+                "latency_ms", "throughput_ips", "peak_rss_mb", "rss_delta_mb"} <= set(r)
+        lat = r["latency_ms"]
+        assert set(lat) == {"min", "max", "mean", "std", "p50", "p90", "p95", "p99"}
+        assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+        assert r["count"] == 20 and r["throughput_ips"] > 0 and set(r["rss_delta_mb"]) == {"init", "overall"}
+    table = run_cli("bench", "-m", str(tiny_model), "-m", str(tiny_model), "--runs", "5")
+    assert table.returncode == 0 and "x faster" in table.stdout
+
+
+def test_bench_pipeline_on_real_photos(tiny_model, dataset_dir):
+    done = run_cli("bench", "-m", str(tiny_model), "--images", str(dataset_dir / "jpg"), "--pipeline", "--runs", "10",
+                   "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result["latency_ms"]) == {"decode", "preprocess", "inference", "total"}
+    assert result["latency_ms"]["total"]["mean"] >= result["latency_ms"]["inference"]["mean"]
+
+
+def test_bench_refuses_a_broken_model(tmp_path):
+    (tmp_path / "x.tflite").write_bytes(b"junk")
+    done = run_cli("bench", "-m", str(tmp_path / "x.tflite"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1

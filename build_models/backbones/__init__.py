@@ -24,7 +24,7 @@ class BackboneSpec:
     gradcam: str
     hidden: tuple[int, ...] = ()  # hidden Dense units of the head (each Dense → BN → ReLU → Dropout)
     head_l2: float = 0.0
-    head_dropout: float = 0.2
+    head_dropout: float = 0.3
 
 
 def _lite(variant: str) -> Callable:
