@@ -102,6 +102,7 @@ class Classifier:
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.threshold = self.sidecar.uncertain_below if uncertain_below is None else uncertain_below
+        self.last_scores: np.ndarray = np.zeros(len(self.labels))
         self.preprocess = self.sidecar.preprocess
 
     @property
@@ -130,7 +131,7 @@ class Classifier:
     def classify_array(self, path: str, array: np.ndarray, k: int, decode_ms: float = 0.0,
                        preprocess_ms: float = 0.0) -> Result:
         t0 = time.perf_counter()
-        scores = self.scores(array)
+        scores = self.last_scores = self.scores(array)
         inference_ms = (time.perf_counter() - t0) * 1e3
         best = top_k(scores, self.labels, max(1, k))
         latency = {"decode": decode_ms, "preprocess": preprocess_ms, "inference": inference_ms,

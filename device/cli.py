@@ -195,6 +195,38 @@ def bench(
         typer.echo(b.comparison_table(reports))
 
 
+@app.command()
+def daemon(
+    config: Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")] = Path(
+        "/etc/flowercam/flowercam.toml"),
+) -> None:
+    """Run the camera-classification daemon (systemd Type=notify): events as JSON Lines on stdout."""
+    import logging
+
+    from .config import ConfigError, load_config
+    from .daemon import Daemon
+    from .events import EventWriter
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config)
+    except ConfigError as err:
+        raise fail(str(err)) from None
+    threshold = cfg.model.uncertain_below if cfg.model.uncertain_below >= 0 else None
+    classifier = open_classifier(Path(cfg.model.path) if cfg.model.path else None, cfg.model.threads,
+                                 cfg.model.edgetpu, threshold)
+    try:
+        events = EventWriter(cfg.events.file)
+    except OSError as err:
+        raise fail(f"events.file: {err}") from None
+    try:
+        raise typer.Exit(Daemon(cfg, classifier, events).run())
+    except OSError as err:  # e.g. the HTTP port is taken
+        raise fail(str(err), 1) from None
+    finally:
+        events.close()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -1,0 +1,131 @@
+"""The daemon's configuration: TOML (``tomllib``) loaded into frozen dataclasses, checked once at start.
+
+Unknown sections or keys and out-of-range values are rejected with the key's name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A bad configuration file; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = ""  # empty: the bundled model
+    threads: int = 2
+    edgetpu: bool = False
+    uncertain_below: float = -1.0  # calibrated confidence under which a frame is "uncertain"; <0: the model's
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str = "picamera2"  # or "opencv:0", a video file, a stream URL
+    fps: float = 5.0  # classify at most this often
+    loop: bool = False  # a video file that ends starts again at once (demos, soak tests)
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    window: int = 5  # frames averaged
+    enter: float = 0.6  # a class is reported once its averaged confidence reaches this
+    stay: float = 0.4  # ... and kept while it stays above this
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    file: str = ""  # JSON Lines file; empty: stdout only
+    heartbeat_s: float = 30.0
+    snapshot_dir: str = ""  # JPEG of the frame when a new label is confirmed; empty: off
+    snapshot_max: int = 200  # oldest deleted past this many
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    bind: str = ""  # e.g. "127.0.0.1:8089"; empty: off. Loopback only.
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+
+
+_RANGES = {
+    "model.threads": (1, 64), "model.uncertain_below": (-1.0, 1.0), "source.fps": (0.1, 120.0),
+    "source.reconnect_initial_s": (0.01, 3600.0), "source.reconnect_max_s": (0.01, 86400.0),
+    "smoothing.window": (1, 1000), "smoothing.enter": (0.0, 1.0), "smoothing.stay": (0.0, 1.0),
+    "events.heartbeat_s": (0.1, 86400.0), "events.snapshot_max": (1, 1_000_000),
+}
+
+
+def _section(cls, name: str, values: dict):
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {name}.{key} (valid: {', '.join(known)})")
+        expected = type(getattr(cls(), key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not expected:
+            raise ConfigError(f"{name}.{key} must be {expected.__name__}, not {type(value).__name__}")
+        low, high = _RANGES.get(f"{name}.{key}", (None, None))
+        if low is not None and not low <= value <= high:
+            raise ConfigError(f"{name}.{key} = {value} is out of range {low}..{high}")
+        values = {**values, key: value}
+    return cls(**values)
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """``host:port`` on a loopback address -> (host, port)."""
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"http.bind = {bind!r}: expected host:port, e.g. 127.0.0.1:8089")
+    if host != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(f"http.bind = {bind!r}: only loopback addresses (127.0.0.1, ::1, localhost)")
+    return host, int(port)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a TOML config file."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    sections = {f.name: f.default_factory for f in fields(Config)}
+    unknown = set(data) - set(sections)
+    if unknown:
+        raise ConfigError(f"unknown section [{sorted(unknown)[0]}] (valid: {', '.join(sections)})")
+    config = Config(**{name: _section(type(factory()), name, data.get(name, {})) for name, factory in sections.items()})
+    if config.smoothing.stay > config.smoothing.enter:
+        raise ConfigError("smoothing.stay must not exceed smoothing.enter")
+    if config.source.reconnect_initial_s > config.source.reconnect_max_s:
+        raise ConfigError("source.reconnect_initial_s must not exceed source.reconnect_max_s")
+    if config.http.bind:
+        parse_bind(config.http.bind)
+    return config
