@@ -1,0 +1,43 @@
+"""The systemd unit verifies, the example config loads, the install script is valid shell."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flowercam.config import load_config
+
+SYSTEMD = Path(__file__).parent.parent / "systemd"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed on this machine")
+def test_unit_passes_systemd_analyze_verify(tmp_path):
+    flowercam = Path(sys.executable).parent / "flowercam"
+    unit = (SYSTEMD / "flowercam.service").read_text().replace("/opt/flowercam/venv/bin/flowercam", str(flowercam))
+    (tmp_path / "flowercam.service").write_text(unit)
+    done = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "flowercam.service")], capture_output=True,
+                          text=True)
+    ours = [line for line in (done.stdout + done.stderr).splitlines() if "flowercam.service" in line]
+    assert done.returncode == 0 and not ours, done.stdout + done.stderr
+
+
+def test_unit_has_the_hardening_and_notify_settings():
+    unit = (SYSTEMD / "flowercam.service").read_text()
+    for setting in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StartLimitBurst=", "User=flowercam",
+                    "SupplementaryGroups=video plugdev", "ProtectSystem=strict", "ProtectHome=yes",
+                    "NoNewPrivileges=yes", "StateDirectory=flowercam", "LogsDirectory=flowercam"):
+        assert setting in unit, setting
+    assert "PrivateDevices=" not in unit  # the camera and the Coral must stay visible
+
+
+def test_example_config_loads():
+    config = load_config(SYSTEMD / "flowercam.toml")
+    assert config.source.uri == "picamera2" and config.http.bind == "" and config.model.path == ""
+
+
+def test_install_script_is_valid_bash():
+    assert subprocess.run(["bash", "-n", str(SYSTEMD / "install.sh")]).returncode == 0
