@@ -179,6 +179,51 @@ def lr_find(
     typer.echo(f"suggested CLR band: base_lr {band[0]:.2e}, max_lr {band[1]:.2e} (plot: {out / 'lr_range_test.png'})")
 
 
+@app.command()
+def explain(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    images: Annotated[list[Path], typer.Argument(help="Photos, or test image ids like 1315.")],
+    data_dir: DataOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the PNGs (default: RUN/explain).")] = None,
+    lime_samples: Annotated[int, typer.Option(help="LIME perturbations per image.")] = 300,
+) -> None:
+    """Grad-CAM, LIME and nearest training images for photos; writes PNGs and index.md."""
+    import json
+
+    from rich.progress import track
+
+    from .report import explain_image
+
+    dataset = _load_data(data_dir)
+    by_id = {s.image_id: s for s in dataset.train + dataset.val + dataset.test}
+    out = out or run / "explain"
+    summaries = []
+    for item in track(images, description="explaining"):
+        sample = by_id.get(int(item.name)) if item.name.isdigit() else None
+        path, true = (sample.path, sample.label) if sample else (item, None)
+        summaries.append(explain_image(run, dataset, path, out, true, lime_samples))
+    lines = ["# Explanations\n"]
+    for s in summaries:
+        lines += [f"## {Path(s['image']).name}: predicted {s['predicted']}, true {s['true']}\n",
+                  f"top-3: {s['top3']}\n", *[f"![{f}]({f})\n" for f in s["figures"]]]
+    (out / "index.md").write_text("\n".join(lines))
+    (out / "explanations.json").write_text(json.dumps(summaries, indent=2))
+    typer.echo(f"wrote {out / 'index.md'}")
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    data_dir: DataOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Folder (default: RUN/report).")] = None,
+    gallery: Annotated[int, typer.Option(help="Misclassified images in the gallery.")] = 12,
+) -> None:
+    """Per-class table, worst classes, confused pairs and a gallery of mistakes (Markdown + PNG)."""
+    from .report import report_run
+
+    typer.echo(f"wrote {report_run(run, _load_data(data_dir), out, gallery)}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from flowercam.config import ConfigError, load_config
 from flowercam.smoothing import Smoother
 

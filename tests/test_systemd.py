@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from flowercam.config import load_config
 
 SYSTEMD = Path(__file__).parent.parent / "systemd"

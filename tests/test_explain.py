@@ -1,0 +1,74 @@
+"""Explanations on a tiny model whose class is decided by a coloured patch in one corner."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from build_models.explain import Embeddings, gradcam, lime_explanation, top_superpixel_mask
+
+SIZE, PATCH = 32, 10
+
+
+def _images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.uniform(60, 160, (n, SIZE, SIZE, 3)).astype(np.float32)  # grey-ish noise
+    y = np.arange(n) % 2
+    x[y == 1, :PATCH, :PATCH] = (250, 20, 20)  # class 1: a red patch in the top-left corner
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def patch_model():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x, y = _images(256, rng)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    h = keras.layers.Rescaling(1 / 255.0)(inputs)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(h)
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="last_conv")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="pool")(h)
+    model = keras.Model(inputs, keras.layers.Dense(2)(h))
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=15, verbose=0)
+    x_test, y_test = _images(40, rng)
+    assert (model.predict(x_test, verbose=0).argmax(1) == y_test).mean() > 0.95
+    return model
+
+
+def test_gradcam_peaks_in_the_patch_corner(patch_model):
+    image, _ = _images(2, np.random.default_rng(5))
+    heatmap, cls = gradcam(patch_model, "last_conv", image[1], class_index=1)
+    assert cls == 1 and heatmap.shape == (SIZE, SIZE) and heatmap.max() == pytest.approx(1.0)
+    row, col = np.unravel_index(heatmap.argmax(), heatmap.shape)
+    assert row < PATCH + 2 and col < PATCH + 2
+
+
+def test_lime_top_superpixel_is_in_the_patch_corner(patch_model):
+    from skimage.segmentation import slic
+
+    image, _ = _images(2, np.random.default_rng(6))
+    explanation = lime_explanation(patch_model, image[1], labels=(1,), num_samples=200,
+                                   segmenter=lambda img: slic(img, n_segments=16, compactness=10, start_label=0))
+    mask = top_superpixel_mask(explanation, 1)
+    rows, cols = np.nonzero(mask)
+    assert rows.mean() < SIZE / 2 and cols.mean() < SIZE / 2  # the corner's quadrant
+    assert mask[: PATCH, : PATCH].mean() > 0.3
+
+
+def test_similarity_search_finds_the_image_itself_first(patch_model, tmp_path):
+    from build_models.explain import embedding_model
+
+    x, y = _images(20, np.random.default_rng(7))
+    emb = Embeddings.load_or_compute(tmp_path / "emb.npz", patch_model, lambda: x, y, [f"{i}" for i in range(20)])
+    queries = embedding_model(patch_model).predict(x, verbose=0)
+    for metric in ("euclidean", "cosine"):
+        for i in (0, 7, 13):
+            found = emb.nearest(queries[i], k=5, metric=metric)
+            assert found[0][0] == i and found[0][1] == pytest.approx(0.0, abs=1e-4)
+            distances = [d for _, d in found]
+            assert distances == sorted(distances)
+    same_class = emb.nearest(queries[3], k=3, within_class=0)
+    assert all(y[i] == 0 for i, _ in same_class)
+    assert Embeddings.load_or_compute(tmp_path / "emb.npz", patch_model, lambda: 1 / 0, y, []).vectors.shape[0] == 20
