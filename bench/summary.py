@@ -1,0 +1,80 @@
+"""Collect trained runs and their exports into the committed accuracy/size and training-cost tables.
+
+Reads runs/<preset>-<protocol>/{metrics.json, export/export_report.json} and the training logs
+written by ``/usr/bin/time -v build-models train ... > runs/<name>.log``. Usage:
+python bench/summary.py [--runs runs]  ->  bench/results/accuracy.{json,md}, training_cost.{json,md}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import header_markdown, machine_info  # noqa: E402
+
+SEED = "| seed study (InceptionV3 cut, paper protocol) | Keras | 80.6 | – | 86.14% | – |\n" \
+       "| seed study (InceptionV3 cut, paper protocol) | TFLite int8 | 10.9 | – | 86.11% | – |"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def main(runs: Path = Path("runs"), out: Path = Path("bench/results")) -> None:
+    info = machine_info()
+    acc_rows, cost_rows = [], []
+    for run in sorted(p for p in runs.iterdir() if (p / "metrics.json").exists()):
+        metrics = json.loads((run / "metrics.json").read_text())
+        report_path = run / "export" / "export_report.json"
+        export = json.loads(report_path.read_text()) if report_path.exists() else None
+        name = f"{metrics['preset']} ({metrics['protocol']}, {metrics['size']} px)"
+        keras_mb = (run / "model.keras").stat().st_size / 1e6
+        acc_rows.append({"run": run.name, "name": name, "variant": "Keras", "size_mb": round(keras_mb, 2),
+                         "val": metrics["val"]["accuracy"], "test": metrics["test"]["accuracy"], "agreement": None})
+        for precision, m in (export or {}).get("models", {}).items():
+            acc_rows.append({"run": run.name, "name": name, "variant": f"TFLite {precision}", "size_mb": m["size_mb"],
+                             "val": m["val_top1"], "test": m["test_top1"], "agreement": m["test_agreement_with_keras"]})
+        log = runs / f"{run.name}.log"
+        wall = peak = None
+        if log.exists():
+            text = log.read_text(errors="replace")
+            if found := re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text):
+                parts = [float(p) for p in found.group(1).split(":")]
+                wall = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+            if found := re.search(r"Maximum resident set size \(kbytes\): (\d+)", text):
+                peak = int(found.group(1)) / 1024 / 1024
+        cost_rows.append({"run": run.name, "name": name, "train_s": metrics.get("train_wall_s"),
+                          "process_wall_s": wall, "peak_rss_gb": round(peak, 2) if peak else None,
+                          "timings": metrics.get("timings", {})})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy.json").write_text(json.dumps({"machine": info, "rows": acc_rows}, indent=2) + "\n")
+    (out / "training_cost.json").write_text(json.dumps({"machine": info, "rows": cost_rows}, indent=2) + "\n")
+    lines = ["# Accuracy and size: every trained preset × {Keras, TFLite float32, float16, int8}\n",
+             header_markdown(info),
+             "\nTop-1 on the official splits (val 1,020, test 6,149 images), TFLite numbers measured with the "
+             "interpreter. *Agreement*: share of test images where the TFLite top-1 equals the Keras top-1. "
+             "Under the trainval protocol val is training data.\n",
+             "| model | variant | size MB | val top-1 | test top-1 | agreement with Keras |",
+             "|---|---|---|---|---|---|",
+             SEED]
+    lines += [f"| {r['name']} | {r['variant']} | {r['size_mb']:.2f} | {r['val']:.2%} | {r['test']:.2%} | "
+              f"{_pct(r['agreement'])} |" for r in acc_rows]
+    (out / "accuracy.md").write_text("\n".join(lines) + "\n")
+    lines = ["# Training cost on this machine (full build per preset)\n", header_markdown(info),
+             "\n| run | cache s | phase 1 s | phase 2 s | train + evaluate, process wall | peak RSS |",
+             "|---|---|---|---|---|---|"]
+    for r in cost_rows:
+        t = r["timings"]
+        wall = f"{r['process_wall_s'] / 60:.1f} min" if r["process_wall_s"] else "n/a"
+        lines.append(f"| {r['name']} | {t.get('cache_s', 0):.0f} | {t.get('phase1_s', 0):.0f} | "
+                     f"{t.get('phase2_s', 0):.0f} | {wall} | {r['peak_rss_gb'] or 'n/a'} GB |")
+    (out / "training_cost.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    typer.run(main)
