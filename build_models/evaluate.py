@@ -7,14 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from flowercam.classifier import softmax
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def split_metrics(logits: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> dict:

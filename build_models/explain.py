@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from flowercam.classifier import softmax
 
 
 def gradcam(model: keras.Model, layer: str, image: np.ndarray, class_index: int | None = None
@@ -53,10 +54,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.n
 def predict_fn(model: keras.Model, batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:
     """Images (N, H, W, 3) 0-255 -> softmax probabilities, in batches (for LIME)."""
     def predict(images: np.ndarray) -> np.ndarray:
-        logits = model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
-        z = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0))
 
     return predict
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from flowercam.classifier import dequantize
+from flowercam.classifier import dequantize, softmax
 from flowercam.edgetpu import check_readiness
 from flowercam.preprocess import Preprocess
 from flowercam.runtime import make_interpreter
@@ -21,7 +21,7 @@ from flowercam.sidecar import Sidecar, TensorSpec, sha256_file, write_sidecar
 from rich.progress import Progress
 
 from calibration.representative import representative_dataset, representative_paths
-from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram, softmax
+from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram
 
 from .data import Flowers102
 from .images import labels_of, load_arrays

@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+from flowercam.classifier import softmax
 from flowercam.preprocess import Preprocess
 
 from .backbones import get_backbone
 from .data import Flowers102, Sample
-from .evaluate import softmax
 from .explain import Embeddings, gradcam, lime_explanation, overlay
 from .images import labels_of, load_arrays
 from .run import load_run, run_logits
