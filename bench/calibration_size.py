@@ -49,8 +49,10 @@ def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_
     info = machine_info()
     out.mkdir(parents=True, exist_ok=True)
     (out / "calibration_size.json").write_text(json.dumps({"run": str(run), "machine": info, "rows": rows}, indent=2))
+    float_val = json.loads((run / "metrics.json").read_text())["val"]["accuracy"]
     lines = [f"# Int8 accuracy vs calibration images ({config.preset}, {config.protocol} protocol, val split)\n",
-             header_markdown(info), "| calibration images | int8 val top-1 | conversion time (s) |", "|---|---|---|"]
+             header_markdown(info), f"\nFloat (Keras) val top-1 of the same run: {float_val:.2%}.\n",
+             "| calibration images | int8 val top-1 | conversion time (s) |", "|---|---|---|"]
     lines += [f"| {r['calibration_images']} | {r['val_top1_int8']:.2%} | {r['convert_s']} |" for r in rows]
     (out / "calibration_size.md").write_text("\n".join(lines) + "\n")
 
