@@ -66,6 +66,9 @@ def main(runs: Path = Path("runs"), out: Path = Path("bench/results")) -> None:
               f"{_pct(r['agreement'])} |" for r in acc_rows]
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")
     lines = ["# Training cost on this machine (full build per preset)\n", header_markdown(info),
+             "\nThe runs recorded here shared the 2 cores with other jobs (tests, exports) for part of their time, "
+             "so the times are upper bounds. *train + evaluate*: the whole `build-models train` process, including "
+             "loading images and evaluating val and test. Peak RSS is the process maximum (`/usr/bin/time -v`).\n",
              "\n| run | cache s | phase 1 s | phase 2 s | train + evaluate, process wall | peak RSS |",
              "|---|---|---|---|---|---|"]
     for r in cost_rows:
