@@ -27,6 +27,16 @@ def _plt():
     return plt
 
 
+def save_small_png(fig, path: Path, dpi: int) -> None:
+    """Save a figure as a 256-colour PNG (photos in figures make full-colour PNGs large)."""
+    from PIL import Image
+
+    fig.savefig(path, dpi=dpi)
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
+
+
 def train_embeddings(run_dir: Path, model, dataset: Flowers102, config) -> tuple[Embeddings, list[Sample]]:
     """Embeddings of the run's training images, cached in the run folder."""
     from .train import training_samples
@@ -69,7 +79,7 @@ def explain_image(run_dir: Path, dataset: Flowers102, image_path: Path, out: Pat
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(out / f"{stem}_explained.png", dpi=80)
+    save_small_png(fig, out / f"{stem}_explained.png", dpi=80)
     plt.close(fig)
     emb, train = train_embeddings(run_dir, model, dataset, config)
     from .explain import embedding_model
@@ -100,7 +110,7 @@ def _neighbour_figure(image, stem, neighbours, train, names, pre, path: Path) ->
     for ax in axes.ravel():
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    save_small_png(fig, path, dpi=70)
     plt.close(fig)
 
 
@@ -166,6 +176,6 @@ def _gallery(run_dir, model, dataset, config, wrong, probs, labels, path: Path) 
     for ax in axes.ravel():
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=60)
+    save_small_png(fig, path, dpi=60)
     plt.close(fig)
     return path
