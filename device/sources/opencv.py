@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .base import FrameSource, SourceError
@@ -17,6 +19,7 @@ class OpenCVSource(FrameSource):
         self._capture = None
 
     def open(self) -> None:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own one-line errors, not OpenCV's warnings
         try:
             import cv2
         except ImportError:
