@@ -11,10 +11,8 @@ weights; each phase checkpoints every epoch, and a killed run resumes where it s
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -29,8 +27,6 @@ from .images import labels_of, load_arrays
 from .losses import SmoothedSparseCrossentropy
 from .presets import TrainConfig
 from .schedules import CyclicLR
-
-log = logging.getLogger(__name__)
 
 
 def build_head(spec: BackboneSpec, num_classes: int, feature_dim: int) -> keras.Sequential:
@@ -264,7 +260,3 @@ def _per_class(samples: list[Sample], limit: int) -> list[Sample]:
             kept.append(s)
             counts[s.label] = counts.get(s.label, 0) + 1
     return kept
-
-
-def with_overrides(config: TrainConfig, **kwargs) -> TrainConfig:
-    return replace(config, **{k: v for k, v in kwargs.items() if v is not None})
