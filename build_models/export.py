@@ -27,7 +27,7 @@ from .data import Flowers102
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
 from .run import load_run, run_logits
-from .train import training_samples
+from .train import evaluation_samples, training_samples
 
 PRECISIONS = ("float32", "float16", "int8")
 
@@ -114,9 +114,7 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
 
 
 def _split_arrays(dataset: Flowers102, split: str, config: TrainConfig, pre: Preprocess):
-    samples = list(dataset.split(split))
-    if split == "val" and config.max_per_class:
-        samples = training_samples(config, dataset)[1]
+    samples = evaluation_samples(config, dataset, split)
     return load_arrays(samples, pre, f"loading {split}"), labels_of(samples)
 
 

@@ -14,7 +14,7 @@ from .data import Flowers102
 from .evaluate import plot_confusion, plot_history, split_metrics, write_metrics
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
-from .train import predict_batches, save_atomically, train, training_samples
+from .train import evaluation_samples, predict_batches, save_atomically, train
 
 MODEL_FILE = "model.keras"
 
@@ -57,9 +57,7 @@ def run_logits(run_dir: Path, model: keras.Model, dataset: Flowers102, split: st
     if path.exists():
         data = np.load(path)
         return data["logits"], data["labels"]
-    samples = list(dataset.split(split))
-    if config.max_per_class and split != "test":
-        samples = training_samples(config, dataset)[1] if split == "val" else samples
+    samples = evaluation_samples(config, dataset, split)
     pre = Preprocess(config.size, config.crop_fraction)
     logits = predict_batches(model, load_arrays(samples, pre, f"loading {split}"), description=f"evaluating {split}")
     labels = labels_of(samples)

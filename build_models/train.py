@@ -203,7 +203,8 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
     # Phase 2: unfreeze the top (BatchNorm stays frozen), train on the cached maps.
     t0 = time.perf_counter()
     final_weights = run_dir / "phase2.weights.h5"
-    if config.phase2_epochs and not final_weights.exists():
+    resumed_phase2 = final_weights.exists()
+    if config.phase2_epochs and not resumed_phase2:
         if config.cache:
             inp = keras.Input(bottom.output_shape[1:])
             model2 = keras.Model(inp, head(pool(top(inp))))
@@ -218,7 +219,7 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
         save_atomically(model2.save_weights, final_weights)
     timings["phase2_s"] = time.perf_counter() - t0
     model = classifier(features, head)
-    if final_weights.exists() and config.phase2_epochs:
+    if resumed_phase2 and config.phase2_epochs:  # phase 2 finished in an earlier, interrupted process
         _load_trained_top(model, features, head, top, bottom, final_weights, config.cache)
     (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
     return model
@@ -250,6 +251,13 @@ def training_samples(config: TrainConfig, dataset: Flowers102) -> tuple[list[Sam
     if config.max_per_class:
         train, val = _per_class(train, config.max_per_class), _per_class(val, config.max_per_class)
     return train, val
+
+
+def evaluation_samples(config: TrainConfig, dataset: Flowers102, split: str) -> list[Sample]:
+    """The samples a run is evaluated on: the split, with val subsampled like training when asked."""
+    if split == "val" and config.max_per_class:
+        return training_samples(config, dataset)[1]
+    return list(dataset.split(split))
 
 
 def _per_class(samples: list[Sample], limit: int) -> list[Sample]:

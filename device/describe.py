@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .edgetpu import check_readiness
-from .sidecar import sha256_file
 
 
 def _tensor(detail: dict) -> dict:
@@ -21,7 +20,7 @@ def describe(classifier) -> dict:
     return {
         "model": str(path),
         "size_mb": round(path.stat().st_size / 1e6, 3),
-        "sha256": sha256_file(path),
+        "sha256": sidecar.sha256,  # verified against the file when the model was loaded
         "runtime": classifier.runtime,
         "precision": sidecar.precision,
         "backbone": sidecar.backbone,
