@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rerun the benchmark suite (needs the [build,camera] extras and the dataset in $FLOWERCAM_DATA).
-# Trains lite0 under both protocols if the runs are missing, exports them, ships the trainval int8 model,
-# then writes every file under bench/results/. Takes about 2 hours on a 2-core machine.
+# Trains lite0, lite1 and lite2 under both protocols if the runs are missing, exports them, ships the trainval int8 model,
+# then writes every file under bench/results/. Takes about 4 hours on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${FLOWERCAM_DATA:?set FLOWERCAM_DATA to the Oxford 102 folder}"
@@ -13,6 +13,10 @@ train() {  # preset protocol [extra args]
 }
 train lite0 paper
 train lite0 trainval --views 6
+train lite1 paper
+train lite1 trainval
+train lite2 paper
+train lite2 trainval --views 6
 [ -f runs/lite0-paper/export/export_report.json ] || build-models export runs/lite0-paper
 [ -f runs/lite0-trainval/export/export_report.json ] || \
   build-models export runs/lite0-trainval --temperature-from runs/lite0-paper/export/lite0_int8.json

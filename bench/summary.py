@@ -25,6 +25,25 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:.2%}"
 
 
+def _protocol_table(acc_rows: list[dict]) -> list[str]:
+    """Float Keras accuracy of the preset runs (folders named ``<preset>-<protocol>``), protocols side by side."""
+    table: dict[str, dict[str, dict]] = {}
+    for r in acc_rows:
+        preset, _, protocol = r["run"].rpartition("-")
+        if r["variant"] == "Keras" and protocol in ("paper", "trainval") and "-" not in preset:
+            size = r["name"].split(", ")[1]
+            table.setdefault(f"{preset}, {size}", {})[protocol] = r
+    lines = ["\n## Float Keras top-1 of each preset, both protocols\n",
+             "Runs named `<preset>-<protocol>` with the preset's settings (trainval with `--views 6`); "
+             "the other rows above are experiments.\n",
+             "| preset | paper: val | paper: test | trainval: test |", "|---|---|---|---|"]
+    for key, by in table.items():
+        paper, trainval = by.get("paper"), by.get("trainval")
+        lines.append(f"| {key} | {_pct(paper and paper['val'])} | {_pct(paper and paper['test'])} | "
+                     f"{_pct(trainval and trainval['test'])} |")
+    return lines
+
+
 def main(runs: Path = Path("runs"), out: Path = Path("bench/results")) -> None:
     info = machine_info()
     acc_rows, cost_rows = [], []
@@ -32,7 +51,8 @@ def main(runs: Path = Path("runs"), out: Path = Path("bench/results")) -> None:
         metrics = json.loads((run / "metrics.json").read_text())
         report_path = run / "export" / "export_report.json"
         export = json.loads(report_path.read_text()) if report_path.exists() else None
-        name = f"{metrics['preset']} ({metrics['protocol']}, {metrics['size']} px)"
+        views = json.loads((run / "config.json").read_text()).get("views")
+        name = f"{metrics['preset']} ({metrics['protocol']}, {metrics['size']} px, {views} views)"
         keras_mb = (run / "model.keras").stat().st_size / 1e6
         acc_rows.append({"run": run.name, "name": name, "variant": "Keras", "size_mb": round(keras_mb, 2),
                          "val": metrics["val"]["accuracy"], "test": metrics["test"]["accuracy"], "agreement": None})
@@ -50,6 +70,7 @@ def main(runs: Path = Path("runs"), out: Path = Path("bench/results")) -> None:
                 peak = int(found.group(1)) / 1024 / 1024
         cost_rows.append({"run": run.name, "name": name, "train_s": metrics.get("train_wall_s"),
                           "process_wall_s": wall, "peak_rss_gb": round(peak, 2) if peak else None,
+                          "views": views,
                           "timings": metrics.get("timings", {})})
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.json").write_text(json.dumps({"machine": info, "rows": acc_rows}, indent=2) + "\n")
@@ -64,6 +85,7 @@ def main(runs: Path = Path("runs"), out: Path = Path("bench/results")) -> None:
              SEED]
     lines += [f"| {r['name']} | {r['variant']} | {r['size_mb']:.2f} | {r['val']:.2%} | {r['test']:.2%} | "
               f"{_pct(r['agreement'])} |" for r in acc_rows]
+    lines += _protocol_table(acc_rows)
     (out / "accuracy.md").write_text("\n".join(lines) + "\n")
     lines = ["# Training cost on this machine (full build per preset)\n", header_markdown(info),
              "\nThe runs recorded here shared the 2 cores with other jobs (tests, exports) for part of their time, "

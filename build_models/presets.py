@@ -78,11 +78,11 @@ PRESETS: dict[str, TrainConfig] = {
     "lite0": TrainConfig("lite0", "lite0", 288, 1.0, views=8, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
                          clr_policy="triangular2", phase1_epochs=15, phase2_epochs=8, phase2_lr=2e-4,
                          saturation=0.4),
-    "lite1": TrainConfig("lite1", "lite1", 272, 1.0, views=6, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
-                         clr_policy="triangular2", phase1_epochs=20, phase2_epochs=10, phase2_lr=2e-4,
+    "lite1": TrainConfig("lite1", "lite1", 272, 1.0, views=8, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
+                         clr_policy="triangular2", phase1_epochs=15, phase2_epochs=8, phase2_lr=2e-4,
                          saturation=0.4),
-    "lite2": TrainConfig("lite2", "lite2", 288, 1.0, views=6, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
-                         clr_policy="triangular2", phase1_epochs=20, phase2_epochs=10, phase2_lr=2e-4,
+    "lite2": TrainConfig("lite2", "lite2", 288, 1.0, views=8, optimizer="adam", clr_base=1e-4, clr_max=3e-3,
+                         clr_policy="triangular2", phase1_epochs=15, phase2_epochs=8, phase2_lr=2e-4,
                          saturation=0.4),
 }
 
