@@ -14,7 +14,7 @@ train() {  # preset protocol [extra args]
 train lite0 paper
 train lite0 trainval --views 6
 train lite1 paper
-train lite1 trainval
+train lite1 trainval --views 6
 train lite2 paper
 train lite2 trainval --views 6
 [ -f runs/lite0-paper/export/export_report.json ] || build-models export runs/lite0-paper

@@ -70,7 +70,6 @@ def main(runs: Path = Path("runs"), out: Path = Path("bench/results")) -> None:
                 peak = int(found.group(1)) / 1024 / 1024
         cost_rows.append({"run": run.name, "name": name, "train_s": metrics.get("train_wall_s"),
                           "process_wall_s": wall, "peak_rss_gb": round(peak, 2) if peak else None,
-                          "views": views,
                           "timings": metrics.get("timings", {})})
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.json").write_text(json.dumps({"machine": info, "rows": acc_rows}, indent=2) + "\n")
