@@ -224,9 +224,18 @@ def report(
     typer.echo(f"wrote {report_run(run, _load_data(data_dir), out, gallery)}")
 
 
+BUILD_PACKAGES = ("tensorflow", "keras", "scipy", "sklearn", "matplotlib", "rich", "lime")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] in BUILD_PACKAGES:
+            typer.echo(f"build-models: error: {err.name} is not installed; build-models needs the [build] extra: "
+                       "pip install 'flowercam[build]'", err=True)
+            sys.exit(2)
+        raise
