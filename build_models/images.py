@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from flowercam.preprocess import Preprocess
+from flowercam.preprocess import Preprocess, decode
+from PIL import Image
 from rich.progress import Progress
 
 from .data import Sample
@@ -21,6 +22,24 @@ def load_arrays(samples: Sequence[Sample], spec: Preprocess, description: str = 
             out[i] = array
             progress.advance(task)
     return out
+
+
+def load_photos(samples: Sequence[Sample], size: int, description: str = "decoding photos") -> list[Image.Image]:
+    """Decoded RGB photos (EXIF-rotated), their short side capped at 1.25 × ``size``, for field views."""
+    spec = Preprocess(round(size * 1.25))
+
+    def photo(sample: Sample) -> Image.Image:
+        image = decode(sample.path, spec)
+        image.thumbnail((spec.draft_size(*image.size)), Image.Resampling.BILINEAR)
+        return image
+
+    with Progress(transient=True) as progress, ThreadPoolExecutor(2) as pool:
+        task = progress.add_task(description, total=len(samples))
+        photos = []
+        for image in pool.map(photo, samples):
+            photos.append(image)
+            progress.advance(task)
+    return photos
 
 
 def labels_of(samples: Sequence[Sample]) -> np.ndarray:

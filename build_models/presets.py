@@ -36,6 +36,7 @@ class TrainConfig:
     zoom: float = 0.2
     brightness: tuple[float, float] = (0.7, 1.3)
     saturation: float = 0.0
+    augment: str = "classic"  # "classic": the seed's set; "field": also crops, zoom-outs and faults (field_views)
     seed: int = 0
     max_per_class: int | None = None  # subsample (tests and quick runs)
 
@@ -44,6 +45,8 @@ class TrainConfig:
             raise ValueError(f"protocol={self.protocol!r}, expected 'paper' or 'trainval'")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer={self.optimizer!r}, expected 'sgd' or 'adam'")
+        if self.augment not in ("classic", "field"):
+            raise ValueError(f"augment={self.augment!r}, expected 'classic' or 'field'")
         if self.views < 1:
             raise ValueError(f"views={self.views}, expected >= 1")
 
@@ -81,6 +84,9 @@ PRESETS: dict[str, TrainConfig] = {
                          saturation=0.4)
        for name, size in (("lite0", 288), ("lite1", 272), ("lite2", 288))},
 }
+# For the field: the same recipe on views that look like everyday photos (random-resized crops down to 15 %
+# of the photo, zoom-outs, whole-photo framing, blur, noise, JPEG, colour casts); the framing replaces zoom.
+PRESETS["lite0-field"] = replace(PRESETS["lite0"], preset="lite0-field", augment="field", zoom=0.0)
 
 
 def get_preset(name: str, **overrides) -> TrainConfig:

@@ -23,7 +23,8 @@ from rich.progress import Progress
 from .augment import augmenter
 from .backbones import BackboneSpec, get_backbone
 from .data import Flowers102, Sample
-from .images import labels_of, load_arrays
+from .field_views import FieldViews
+from .images import labels_of, load_arrays, load_photos
 from .losses import SmoothedSparseCrossentropy
 from .presets import TrainConfig
 from .schedules import CyclicLR
@@ -66,11 +67,17 @@ def _optimizer(config: TrainConfig, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(lr, momentum=0.9)
 
 
-def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, path: Path) -> np.ndarray:
-    """Bottom-of-backbone outputs for ``views`` views of each image (view 0 clean), float16, cached on disk."""
+def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, path: Path,
+                photos: list | None = None) -> np.ndarray:
+    """Bottom-of-backbone outputs for ``views`` views of each image (view 0 clean), float16, cached on disk.
+
+    With ``photos`` (decoded training photos, ``augment="field"``), views after the first are drawn from the
+    whole photo by :class:`FieldViews` before the Keras augmenter.
+    """
     if path.exists():
         return np.load(path, mmap_mode="r")
     aug = augmenter(config.rotation_deg, config.zoom, config.brightness, config.saturation, config.seed)
+    field = FieldViews(config.size) if photos is not None else None
     n, batch = len(images), config.batch_size
     shape = (config.views * n, *bottom.output_shape[1:])
     cache = np.lib.format.open_memmap(path.with_suffix(".partial.npy"), "w+", np.float16, shape)
@@ -79,6 +86,9 @@ def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, pa
         for view in range(config.views):
             for start in range(0, n, batch):
                 x = images[start:start + batch].astype(np.float32)
+                if view and field is not None:
+                    x = np.stack([field(photos[i], np.random.default_rng((config.seed, view, i)))
+                                  for i in range(start, start + len(x))]).astype(np.float32)
                 if view:
                     x = keras.ops.convert_to_numpy(aug(x, training=True))
                 cache[view * n + start: view * n + start + len(x)] = bottom(x, training=False).numpy()
@@ -172,7 +182,9 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
 
     t0 = time.perf_counter()
     if config.cache:
-        cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy")
+        photos = load_photos(train_s, config.size) if config.augment == "field" else None
+        cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy", photos)
+        del photos
         val_maps = predict_batches(bottom, x_val, description="caching val")
         y_views = np.tile(y_train, config.views)
     timings["cache_s"] = time.perf_counter() - t0

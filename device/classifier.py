@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .preprocess import ImageError, decode
+from .preprocess import CROP_SETS, ImageError, decode
 from .resources import peak_rss_mb
 from .runtime import make_interpreter
 from .sidecar import BUNDLED_MODEL, ModelError, Sidecar, TensorSpec, read_sidecar
@@ -34,6 +34,7 @@ class Result:
     uncertain: bool
     latency_ms: dict[str, float]
     peak_rss_mb: float
+    scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # all classes, calibrated
 
     def to_dict(self) -> dict:
         best = self.top_k[0]
@@ -84,7 +85,7 @@ class Classifier:
     """A model, its sidecar and one interpreter, built once per process."""
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None, edgetpu: bool = False,
-                 uncertain_below: float | None = None) -> None:
+                 uncertain_below: float | None = None, crops: str | None = None) -> None:
         self.model = Path(model) if model else BUNDLED_MODEL
         if model is None and not self.model.is_file():
             raise ModelError("no bundled model in this install (build one with build-models export, "
@@ -102,7 +103,9 @@ class Classifier:
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
         self.threshold = self.sidecar.uncertain_below if uncertain_below is None else uncertain_below
-        self.last_scores: np.ndarray = np.zeros(len(self.labels))
+        self.crops = crops or self.sidecar.crops
+        if self.crops not in CROP_SETS:
+            raise ModelError(f"crops={self.crops!r}, expected one of {', '.join(CROP_SETS)}")
         self.preprocess = self.sidecar.preprocess
 
     @property
@@ -119,38 +122,39 @@ class Classifier:
             return raw / raw.sum()
         return softmax(raw, self.sidecar.temperature)
 
-    def load(self, path: str | Path) -> tuple[np.ndarray, float, float]:
-        """Decode and preprocess a file. Returns (input array, decode ms, preprocess ms)."""
+    def load(self, path: str | Path) -> tuple[list[np.ndarray], float, float]:
+        """Decode and preprocess a file. Returns (input arrays, one per crop; decode ms; preprocess ms)."""
         t0 = time.perf_counter()
-        image = decode(path, self.preprocess)
+        image = decode(path, None if self.crops == "multi" else self.preprocess)
         t1 = time.perf_counter()
-        array = self.preprocess.to_array(image)
+        arrays = self.preprocess.crops(image, self.crops)
         t2 = time.perf_counter()
-        return array, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+        return arrays, (t1 - t0) * 1e3, (t2 - t1) * 1e3
 
-    def classify_array(self, path: str, array: np.ndarray, k: int, decode_ms: float = 0.0,
-                       preprocess_ms: float = 0.0) -> Result:
+    def classify_arrays(self, path: str, arrays: list[np.ndarray], k: int, decode_ms: float = 0.0,
+                        preprocess_ms: float = 0.0) -> Result:
+        """Classify the crops of one photo; their probabilities are averaged."""
         t0 = time.perf_counter()
-        scores = self.last_scores = self.scores(array)
+        scores = np.mean([self.scores(array) for array in arrays], axis=0)
         inference_ms = (time.perf_counter() - t0) * 1e3
         best = top_k(scores, self.labels, max(1, k))
         latency = {"decode": decode_ms, "preprocess": preprocess_ms, "inference": inference_ms,
                    "total": decode_ms + preprocess_ms + inference_ms}
         return Result(path, best, best[0].score < self.threshold,
-                      {key: round(v, 3) for key, v in latency.items()}, round(peak_rss_mb(), 1))
+                      {key: round(v, 3) for key, v in latency.items()}, round(peak_rss_mb(), 1), scores)
 
     def classify_frame(self, frame: np.ndarray, name: str = "frame", k: int = 5, capture_ms: float = 0.0) -> Result:
         """Classify an (H, W, 3) uint8 RGB camera frame (capture time reported as decode)."""
         from PIL import Image
 
         t0 = time.perf_counter()
-        array = self.preprocess.to_array(Image.fromarray(frame, "RGB"))
-        return self.classify_array(name, array, k, capture_ms, (time.perf_counter() - t0) * 1e3)
+        arrays = self.preprocess.crops(Image.fromarray(frame, "RGB"), self.crops)
+        return self.classify_arrays(name, arrays, k, capture_ms, (time.perf_counter() - t0) * 1e3)
 
     def classify(self, path: str | Path, k: int = 5) -> Result:
         """Classify one file (raises ImageError for a file that cannot be read)."""
-        array, decode_ms, preprocess_ms = self.load(path)
-        return self.classify_array(str(path), array, k, decode_ms, preprocess_ms)
+        arrays, decode_ms, preprocess_ms = self.load(path)
+        return self.classify_arrays(str(path), arrays, k, decode_ms, preprocess_ms)
 
     def classify_many(self, paths: Iterable[Path], k: int = 5,
                       prefetch: int = 4) -> Iterator[tuple[Path, Result | ImageError]]:
@@ -175,5 +179,5 @@ class Classifier:
         loaded = future.result()
         if isinstance(loaded, ImageError):
             return path, loaded
-        array, decode_ms, preprocess_ms = loaded
-        return path, self.classify_array(str(path), array, k, decode_ms, preprocess_ms)
+        arrays, decode_ms, preprocess_ms = loaded
+        return path, self.classify_arrays(str(path), arrays, k, decode_ms, preprocess_ms)

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .preprocess import CROP_SETS
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -26,6 +28,7 @@ class ModelConfig:
     threads: int = 2
     edgetpu: bool = False
     uncertain_below: float = -1.0  # calibrated confidence under which a frame is "uncertain"; <0: the model's
+    crops: str = ""  # "center", "multi" (centre, whole frame and four corners, averaged); empty: the model's
 
 
 @dataclass(frozen=True)
@@ -128,4 +131,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("source.reconnect_initial_s must not exceed source.reconnect_max_s")
     if config.http.bind:
         parse_bind(config.http.bind)
+    if config.model.crops not in ("", *CROP_SETS):
+        raise ConfigError(f"model.crops = {config.model.crops!r}: expected one of {', '.join(CROP_SETS)} "
+                          "(or empty for the model's default)")
     return config

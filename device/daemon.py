@@ -128,9 +128,9 @@ class Daemon:
         self.metrics.observe(inference_ms, now)
         self._window["frames"] += 1
         self._window["inference_ms"] += inference_ms
-        probs = self.classifier.last_scores
-        if self.classifier.threshold > 0:  # frames under the device threshold count as no evidence
-            probs = probs if result.top_k[0].score >= self.classifier.threshold else probs * 0
+        probs = result.scores
+        if result.uncertain:  # uncertain frames count as no evidence
+            probs = probs * 0
         previous = self.smoother.current
         changed = self.smoother.update(probs)
         label = self._label(self.smoother.current)

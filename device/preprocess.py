@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_PIXELS = 120_000_000  # larger than any camera photo (108 MP phones); beyond: a decompression bomb
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"RIFF")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+CROP_SETS = ("center", "multi")
+CORNER_SIDE = 0.6  # the corner squares of "multi", as a fraction of the short side
 
 
 class ImageError(ValueError):
@@ -59,6 +61,30 @@ class Preprocess:
         box = self.crop_box(*image.size)
         resized = image.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
         return np.asarray(resized, dtype=np.uint8)
+
+    def whole(self, image: Image.Image) -> np.ndarray:
+        """The whole photo fitted into the square, on its own blurred centre square. Returns (size, size, 3) uint8."""
+        canvas = Image.fromarray(self.to_array(image)).filter(ImageFilter.GaussianBlur(self.size / 16))
+        scale = self.size / max(image.size)
+        w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        canvas.paste(image.resize((w, h), Image.Resampling.BILINEAR), ((self.size - w) // 2, (self.size - h) // 2))
+        return np.asarray(canvas)
+
+    def crops(self, image: Image.Image, crop_set: str = "center") -> list[np.ndarray]:
+        """The inputs classified for one photo: ``center`` (the centred square) or ``multi`` (the centred
+        square, the whole photo and its four corner squares of 0.6 × the short side), each (size, size, 3) uint8.
+        """
+        if crop_set not in CROP_SETS:
+            raise ValueError(f"crops={crop_set!r}, expected one of {', '.join(CROP_SETS)}")
+        arrays = [self.to_array(image)]
+        if crop_set == "multi":
+            width, height = image.size
+            side = min(width, height) * CORNER_SIDE
+            arrays.append(self.whole(image))
+            for left, top in ((0, 0), (width - side, 0), (0, height - side), (width - side, height - side)):
+                box = (left, top, left + side, top + side)
+                arrays.append(np.asarray(image.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)))
+        return arrays
 
     def __call__(self, path: str | Path) -> np.ndarray:
         """Decode ``path`` and preprocess it. Returns (size, size, 3) uint8."""

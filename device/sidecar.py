@@ -40,6 +40,7 @@ class Sidecar:
     output_kind: str = "logits"  # or "probabilities"
     temperature: float = 1.0
     uncertain_below: float = 0.5
+    crops: str = "center"  # the crop set classify, watch and the daemon use by default (preprocess.CROP_SETS)
     backbone: str = ""
     run: str = ""
     metrics: dict = field(default_factory=dict)

@@ -92,7 +92,7 @@ def test_training_and_device_inputs_are_byte_identical(dataset_dir, tiny_model, 
     samples = load_flowers102(dataset_dir).train[:4]
     training = load_arrays(samples, classifier.preprocess)
     for sample, array in zip(samples, training):
-        device_array = classifier.load(sample.path)[0]
+        device_array = classifier.load(sample.path)[0][0]
         assert device_array.tobytes() == array.tobytes()
-    camera = classifier.load(odd["camera.jpg"])[0]
+    camera = classifier.load(odd["camera.jpg"])[0][0]
     assert camera.tobytes() == classifier.preprocess(odd["camera.jpg"]).tobytes()

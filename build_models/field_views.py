@@ -1,0 +1,103 @@
+"""Augmented views that look like the photos people take, for the feature cache (numpy + Pillow).
+
+Oxford-102 photos are close-ups of one flower; a garden camera or a phone sees wide shots,
+small blooms, context, blur, noise, JPEG artefacts and colour casts. Each view draws one
+framing and a few photometric faults from a seeded generator:
+
+- framing: a random-resized crop down to ``min_area`` of the photo (aspect 3/4-4/3), a
+  zoom-out that shows the photo small on its own blurred, enlarged surroundings, or the
+  whole photo letterboxed; otherwise the device's centred square;
+- faults, each with its own probability: Gaussian blur, sensor noise, JPEG re-encoding,
+  a colour cast and contrast change.
+
+Rotation, flips, brightness and saturation stay in the Keras augmenter applied after.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from flowercam.preprocess import Preprocess
+from PIL import Image, ImageFilter
+
+
+@dataclass(frozen=True)
+class FieldViews:
+    """How a decoded RGB photo becomes one augmented (size, size, 3) uint8 view."""
+
+    size: int
+    min_area: float = 0.15  # random-resized crop: smallest area fraction of the photo
+    p_crop: float = 0.45
+    p_zoom_out: float = 0.2
+    zoom_out_side: tuple[float, float] = (0.4, 0.85)  # the photo's side as a fraction of the view
+    p_whole: float = 0.15  # whole photo, letterboxed on its blurred surroundings
+    p_blur: float = 0.2
+    p_noise: float = 0.2
+    p_jpeg: float = 0.3
+    p_cast: float = 0.3
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        """One augmented view of an RGB ``image``. Returns (size, size, 3) uint8."""
+        draw = rng.random()
+        if draw < self.p_crop:
+            view = self._crop(image, rng)
+        elif draw < self.p_crop + self.p_zoom_out:
+            side = rng.uniform(*self.zoom_out_side)
+            view = self._place(_square(image), side, rng)
+        elif draw < self.p_crop + self.p_zoom_out + self.p_whole:
+            view = self._place(image, 1.0, rng)
+        else:
+            view = Preprocess(self.size).to_array(image)
+        return self._faults(view, rng)
+
+    def _crop(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        """A random box of area fraction in [min_area, 1] and aspect in [3/4, 4/3], resized to the view."""
+        width, height = image.size
+        for _ in range(10):
+            area = width * height * rng.uniform(self.min_area, 1.0)
+            aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+            w, h = math.sqrt(area * aspect), math.sqrt(area / aspect)
+            if w <= width and h <= height:
+                left, top = rng.uniform(0, width - w), rng.uniform(0, height - h)
+                box = (left, top, left + w, top + h)
+                return np.asarray(image.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box))
+        return Preprocess(self.size).to_array(image)
+
+    def _place(self, image: Image.Image, side: float, rng: np.random.Generator) -> np.ndarray:
+        """``image`` fitted into ``side`` of the view at a random place, on its own blurred surroundings."""
+        background = Preprocess(self.size).to_array(image)
+        canvas = Image.fromarray(background).filter(ImageFilter.GaussianBlur(self.size / 16))
+        scale = side * self.size / max(image.size)
+        w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        left, top = int(rng.integers(0, self.size - w + 1)), int(rng.integers(0, self.size - h + 1))
+        canvas.paste(image.resize((w, h), Image.Resampling.BILINEAR), (left, top))
+        return np.asarray(canvas)
+
+    def _faults(self, view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Blur, noise, colour cast and JPEG artefacts, each with its probability."""
+        image = Image.fromarray(view)
+        if rng.random() < self.p_blur:
+            image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 2.0) * self.size / 288))
+        pixels = np.asarray(image, np.float32)
+        if rng.random() < self.p_cast:
+            gains = rng.uniform(0.85, 1.15, 3).astype(np.float32)
+            contrast = np.float32(rng.uniform(0.75, 1.2))
+            pixels = (pixels * gains - 128.0) * contrast + 128.0
+        if rng.random() < self.p_noise:
+            pixels = pixels + rng.normal(0.0, rng.uniform(3.0, 12.0), pixels.shape).astype(np.float32)
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        if rng.random() < self.p_jpeg:
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=int(rng.integers(20, 75)))
+            image = Image.open(buffer).convert("RGB")
+        return np.asarray(image, np.uint8)
+
+
+def _square(image: Image.Image) -> Image.Image:
+    """The centred square of the short side (the flower as the device would frame it)."""
+    side = min(image.size)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
