@@ -38,17 +38,22 @@ def main(per_class: int = 3, views: int = 3, epochs: int = 3, data: Annotated[Pa
                          "total_s": round(time.perf_counter() - t0, 1), "val_top1": metrics["val"]["accuracy"],
                          "test_top1": metrics["test"]["accuracy"]})
         print(rows[-1], flush=True)
-    info = machine_info()
-    speedup = rows[1]["train_s"] / rows[0]["train_s"]
+    data = {"machine": machine_info(), "per_class": per_class, "rows": rows,
+            "speedup": rows[1]["train_s"] / rows[0]["train_s"]}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cache_speedup.json").write_text(json.dumps({"machine": info, "rows": rows, "speedup": speedup}, indent=2))
-    lines = [f"# Feature cache: speed-up and quality (lite0, {per_class} train images per class)\n",
-             header_markdown(info), f"\nTraining time speed-up of the cached path: **{speedup:.1f}×**.\n",
+    (out / "cache_speedup.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "cache_speedup.md").write_text(render(data))
+
+
+def render(data: dict) -> str:
+    """cache_speedup.md from cache_speedup.json."""
+    lines = [f"# Feature cache: speed-up and quality (lite0, {data.get('per_class', 3)} train images per class)\n",
+             header_markdown(data["machine"]),
+             f"\nTraining time speed-up of the cached path: **{data['speedup']:.1f}×**.\n",
              "| path | training s | val top-1 | test top-1 |", "|---|---|---|---|"]
     lines += [f"| {'cached' if r['cache'] else 'uncached'} | {r['train_s']} | {r['val_top1']:.2%} | "
-              f"{r['test_top1']:.2%} |" for r in rows]
-    (out / "cache_speedup.md").write_text("\n".join(lines) + "\n")
-
+              f"{r['test_top1']:.2%} |" for r in data["rows"]]
+    return "\n".join(lines) + "\n"
 
 if __name__ == "__main__":
     typer.run(main)

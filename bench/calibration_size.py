@@ -46,16 +46,23 @@ def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_
             accuracy = float((tflite_logits(path, x_val).argmax(1) == y_val).mean())
         rows.append({"calibration_images": len(files), "val_top1_int8": accuracy, "convert_s": round(convert_s, 1)})
         print(rows[-1], flush=True)
-    info = machine_info()
+    data = {"run": str(run), "preset": config.preset, "protocol": config.protocol, "machine": machine_info(),
+            "float_val_top1": json.loads((run / "metrics.json").read_text())["val"]["accuracy"], "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "calibration_size.json").write_text(json.dumps({"run": str(run), "machine": info, "rows": rows}, indent=2))
-    float_val = json.loads((run / "metrics.json").read_text())["val"]["accuracy"]
-    lines = [f"# Int8 accuracy vs calibration images ({config.preset}, {config.protocol} protocol, val split)\n",
-             header_markdown(info), f"\nFloat (Keras) val top-1 of the same run: {float_val:.2%}.\n",
-             "| calibration images | int8 val top-1 | conversion time (s) |", "|---|---|---|"]
-    lines += [f"| {r['calibration_images']} | {r['val_top1_int8']:.2%} | {r['convert_s']} |" for r in rows]
-    (out / "calibration_size.md").write_text("\n".join(lines) + "\n")
+    (out / "calibration_size.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "calibration_size.md").write_text(render(data))
 
+
+def render(data: dict) -> str:
+    """calibration_size.md from calibration_size.json."""
+    run = Path(data["run"]).name
+    lines = [f"# Int8 accuracy vs calibration images ({data.get('preset', run)}, "
+             f"{data.get('protocol', 'paper')} protocol, val split)\n", header_markdown(data["machine"])]
+    if "float_val_top1" in data:
+        lines.append(f"\nFloat (Keras) val top-1 of the same run: {data['float_val_top1']:.2%}.\n")
+    lines += ["| calibration images | int8 val top-1 | conversion time (s) |", "|---|---|---|"]
+    lines += [f"| {r['calibration_images']} | {r['val_top1_int8']:.2%} | {r['convert_s']} |" for r in data["rows"]]
+    return "\n".join(lines) + "\n"
 
 if __name__ == "__main__":
     typer.run(main)

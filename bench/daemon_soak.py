@@ -79,6 +79,12 @@ def main(minutes: float = 10.0, fps: float = 5.0, data: Annotated[Path | None, t
               "stderr_tail": err.splitlines()[-5:]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "daemon_soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "daemon_soak.md").write_text(render(result))
+
+
+def render(result: dict) -> str:
+    """daemon_soak.md from daemon_soak.json."""
+    beats, samples, minutes, fps = result["heartbeats"], result["samples"], result["minutes"], result["fps_cap"]
     mean_fps = sum(b["fps"] for b in beats) / max(len(beats), 1)
     mean_ms = sum(b["mean_inference_ms"] for b in beats) / max(len(beats), 1)
     lines = [f"# The daemon for {minutes:g} minutes on a looping video (bundled model, fps cap {fps:g})\n",
@@ -86,11 +92,10 @@ def main(minutes: float = 10.0, fps: float = 5.0, data: Annotated[Path | None, t
              f"\nSustained {mean_fps:.2f} fps (heartbeat mean), inference {mean_ms:.1f} ms mean, "
              f"peak RSS {max(b['peak_rss_mb'] for b in beats) if beats else 'n/a'} MB, "
              f"RSS minute 1 → {samples[-1]['minute']}: {samples[0]['rss_mb']} → {samples[-1]['rss_mb']} MB "
-             f"({result['rss_growth_mb']:+} MB), {len(labels)} label changes, exit code {proc.returncode} "
-             "after SIGTERM.\n", "| minute | RSS MB | CPU % (of one core) |", "|---|---|---|"]
+             f"({result['rss_growth_mb']:+} MB), {result['label_events']} label changes, exit code "
+             f"{result['exit_code']} after SIGTERM.\n", "| minute | RSS MB | CPU % (of one core) |", "|---|---|---|"]
     lines += [f"| {s['minute']} | {s['rss_mb']} | {s['cpu_percent']} |" for s in samples]
-    (out / "daemon_soak.md").write_text("\n".join(lines) + "\n")
-
+    return "\n".join(lines) + "\n"
 
 if __name__ == "__main__":
     typer.run(main)

@@ -79,20 +79,27 @@ def main(runs: int = 50, warmup: int = 5, out: Path = Path("bench/results")) -> 
                              "size_mb": report["model_size_mb"], "mean_ms": report["latency_ms"]["mean"],
                              "p50_ms": report["latency_ms"]["p50"], "p95_ms": report["latency_ms"]["p95"],
                              "init_ms": report["init_ms"], "rss_init_mb": report["rss_delta_mb"]["init"]})
+    data = {"machine": info, "runs": runs, "warmup": warmup, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.json").write_text(json.dumps({"machine": info, "runs": runs, "rows": rows}, indent=2) + "\n")
+    (out / "latency.json").write_text(json.dumps(data, indent=2) + "\n")
+    (out / "latency.md").write_text(render(data))
+    print(render(data))
+
+
+def render(data: dict) -> str:
+    """latency.md from latency.json."""
+    rows = data["rows"]
     seed = {(r["threads"]): r["mean_ms"] for r in rows if r["model"] == "seed-inceptionv3" and r["precision"] == "int8"}
-    lines = ["# Latency on this machine (one process, order-interleaved runs)\n", header_markdown(info),
-             f"\n{runs} timed runs after {warmup} warm-up runs per model; random inputs of the model's dtype.\n",
+    lines = ["# Latency on this machine (one process, order-interleaved runs)\n", header_markdown(data["machine"]),
+             f"\n{data['runs']} timed runs after {data.get('warmup', 5)} warm-up runs per model; random inputs of the "
+             "model's dtype.\n",
              "| model | input | params | MMACs | precision | size MB | threads | mean ms | p50 | p95 | "
              "× faster than seed int8 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['input']} | {r['params'] / 1e6:.2f} M | {r['macs'] / 1e6:.0f} | "
                      f"{r['precision']} | {r['size_mb']:.2f} | {r['threads']} | {r['mean_ms']:.2f} | "
                      f"{r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {seed[r['threads']] / r['mean_ms']:.2f} |")
-    (out / "latency.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    return "\n".join(lines) + "\n"
 
 if __name__ == "__main__":
     typer.run(main)

@@ -141,17 +141,31 @@ def export(
         help="Take the softmax temperature from this sidecar (e.g. the paper-protocol export of the same "
              "preset) instead of fitting it on val; use it for trainval runs, whose val is training data.")] = None,
     edgetpu: Annotated[bool, typer.Option("--edgetpu", help="Also run edgetpu_compiler if on PATH.")] = False,
+    similarity: Annotated[bool, typer.Option(
+        help="Add a second output: the photo's cosine similarity to the nearest class mean of the training "
+             "features, so that the device can answer 'uncertain' on species it does not know.")] = False,
+    uncertain_below: Annotated[float, typer.Option(min=0.0, max=1.0, help="Default threshold on the calibrated "
+                                                   "top-1 probability.")] = 0.5,
+    similarity_below: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Default threshold on the "
+                                                           "similarity (with --similarity).")] = None,
+    crops: Annotated[str, typer.Option(help="Default crop set of the device: center or multi.")] = "center",
+    chosen_on: Annotated[str, typer.Option(help="Where the thresholds were chosen (for the model card).")] = "",
 ) -> None:
     """Export a run to TFLite float32, float16 and int8 with sidecars, measured with the interpreter."""
     import json
 
-    from .export import export_run
+    from flowercam.preprocess import CROP_SETS
 
+    from .export import UncertainRule, export_run
+
+    if crops not in CROP_SETS:
+        raise fail(f"--crops {crops!r}: expected one of {', '.join(CROP_SETS)}", 2)
     temperature = None
     if temperature_from is not None:
         temperature = float(json.loads(temperature_from.read_text())["temperature"])
+    rule = UncertainRule(uncertain_below, similarity, similarity_below, crops, chosen_on)
     report = export_run(run, _load_data(data_dir), out, calibration_images, calibration_folder, temperature,
-                        edgetpu=edgetpu)
+                        edgetpu=edgetpu, rule=rule)
     typer.echo(f"{'model':10s} {'MB':>7s} {'val':>7s} {'test':>7s} {'agree':>7s}  Edge TPU")
     typer.echo(f"{'keras':10s} {'':7s} {report['keras']['val']:7.2%} {report['keras']['test']:7.2%}")
     for precision, m in report["models"].items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,28 @@ from .data import Flowers102
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
 from .run import load_run, run_logits
-from .train import evaluation_samples, training_samples
+from .train import evaluation_samples, predict_batches, training_samples
 
 PRECISIONS = ("float32", "float16", "int8")
+
+
+@dataclass(frozen=True)
+class UncertainRule:
+    """When the exported model answers "uncertain", and which crops the device uses by default."""
+
+    uncertain_below: float = 0.5  # calibrated top-1 probability
+    similarity: bool = False  # add the similarity-to-the-nearest-class output
+    similarity_below: float | None = None  # cosine similarity under which a photo is unlike every class
+    crops: str = "center"
+    chosen_on: str = ""  # where the thresholds were chosen, for the model card
+
+    def text(self, with_similarity: bool) -> str:
+        """The rule in words."""
+        words = f"the calibrated top-1 probability is below {self.uncertain_below:g}"
+        if with_similarity and self.similarity_below is not None:
+            words += (f", or the photo's features are less similar than {self.similarity_below:g} (cosine) to "
+                      "every class's mean training features")
+        return words
 
 
 def convert(model, size: int, precision: str, representative=None) -> bytes:
@@ -52,19 +72,69 @@ def convert(model, size: int, precision: str, representative=None) -> bytes:
 
 
 def tflite_logits(path: Path, images: np.ndarray, threads: int = 2, description: str = "") -> np.ndarray:
-    """Dequantized outputs of a .tflite model for (N, S, S, 3) uint8 images, one at a time."""
+    """Dequantized class outputs of a .tflite model for (N, S, S, 3) uint8 images, one at a time."""
+    return tflite_outputs(path, images, threads, description)[0]
+
+
+def tflite_outputs(path: Path, images: np.ndarray, threads: int = 2,
+                   description: str = "") -> tuple[np.ndarray, np.ndarray | None]:
+    """(class outputs (N, C), similarity outputs (N,) or None) of a .tflite model, dequantized, one image at a time."""
     interpreter, _ = make_interpreter(path, threads)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    spec = TensorSpec((), "", *out["quantization"])
+    inp = interpreter.get_input_details()[0]
+    outputs = sorted(interpreter.get_output_details(), key=lambda o: -int(np.prod(o["shape"])))
+    out, sim = outputs[0], (outputs[1] if len(outputs) > 1 else None)
     logits = np.empty((len(images), int(np.prod(out["shape"]))), np.float64)
+    similarity = np.empty(len(images), np.float64) if sim is not None else None
     with Progress(transient=True) as progress:
         task = progress.add_task(description or f"running {path.name}", total=len(images))
         for i, image in enumerate(images):
             interpreter.set_tensor(inp["index"], image[np.newaxis].astype(inp["dtype"]))
             interpreter.invoke()
-            logits[i] = dequantize(interpreter.get_tensor(out["index"])[0], spec)
+            logits[i] = dequantize(interpreter.get_tensor(out["index"])[0], TensorSpec((), "", *out["quantization"]))
+            if sim is not None:
+                similarity[i] = dequantize(interpreter.get_tensor(sim["index"]),
+                                           TensorSpec((), "", *sim["quantization"])).ravel()[0]
             progress.advance(task)
-    return logits
+    return logits, similarity
+
+
+def embedding_model(model):
+    """Raw RGB -> the pooled backbone features (the ``pool`` layer) of a trained classifier."""
+    import keras
+
+    return keras.Model(model.input, model.get_layer("pool").output)
+
+
+def class_means(embeddings: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, D) unit vectors: the mean of each class's unit-normalized embeddings, normalized."""
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    means = np.stack([unit[labels == c].mean(0) for c in range(num_classes)])
+    return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+
+def _l2_normalize_layer():
+    import keras
+
+    class L2Normalize(keras.layers.Layer):
+        """x / ||x|| over the last axis as one TFLite L2_NORMALIZATION op (int8, Edge TPU); Keras's own
+        UnitNormalization lowers to SQUARE, which stays float."""
+
+        def call(self, x):
+            return tf.math.l2_normalize(x, axis=-1)
+
+    return L2Normalize
+
+
+def with_similarity(model, means: np.ndarray):
+    """The classifier with a second output: the cosine similarity (N, 1) of the photo's pooled features to the
+    nearest class mean. Integer-only ops (L2 normalization, a fixed Dense, a max)."""
+    import keras
+
+    unit = _l2_normalize_layer()(name="embedding_unit")(model.get_layer("pool").output)
+    cosine = keras.layers.Dense(len(means), use_bias=False, trainable=False, name="class_cosine")
+    similarity = keras.ops.max(cosine(unit), axis=-1, keepdims=True)
+    cosine.set_weights([means.T.astype(np.float32)])
+    return keras.Model(model.input, [model.output, similarity], name="flowercam_with_similarity")
 
 
 def _tensor_spec(detail: dict) -> TensorSpec:
@@ -75,8 +145,10 @@ def _tensor_spec(detail: dict) -> TensorSpec:
 
 def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, calibration_images: int = 300,
                calibration_folder: Path | None = None, temperature: float | None = None,
-               name: str | None = None, edgetpu: bool = False, seed: int = 0) -> dict:
+               name: str | None = None, edgetpu: bool = False, seed: int = 0,
+               rule: UncertainRule | None = None) -> dict:
     """Write the three models and sidecars, measure them on val and test; returns the report."""
+    rule = rule or UncertainRule()
     config, model = load_run(run_dir)
     out_dir = out_dir or run_dir / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,8 +159,12 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
                                  calibration_folder)
     data = {split: _split_arrays(dataset, split, config, pre) for split in ("val", "test")}
     keras_logits = {split: run_logits(run_dir, model, dataset, split, config)[0] for split in data}
+    if rule.similarity:
+        train_x = load_arrays(train_s, pre, "loading train")
+        embeddings = predict_batches(embedding_model(model), train_x, description="embedding train")
+        model = with_similarity(model, class_means(embeddings, labels_of(train_s), dataset.num_classes))
     report: dict = {"run": str(run_dir), "preset": config.preset, "protocol": config.protocol,
-                    "calibration_images": len(calib), "models": {}}
+                    "calibration_images": len(calib), "uncertain_rule": asdict(rule), "models": {}}
     for split in data:
         report.setdefault("keras", {})[split] = _accuracy(keras_logits[split], data[split][1])
     all_logits = {}
@@ -106,7 +182,7 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
         metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
         metrics.pop("file")
         write_model_sidecar(out_dir / f"{name}_{precision}.tflite", pre, dataset.class_names, precision, t,
-                            config.backbone, run_dir.name, metrics)
+                            config.backbone, run_dir.name, metrics, rule=rule, calibration_images=len(calib))
     if edgetpu:
         report["edgetpu_compiler"] = compile_edgetpu(out_dir / f"{name}_int8.tflite")
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -150,12 +226,20 @@ def write_tflite(model, path: Path, pre: Preprocess, labels: tuple[str, ...], pr
 
 
 def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str, temperature: float,
-                        backbone: str, run: str, metrics: dict) -> Sidecar:
+                        backbone: str, run: str, metrics: dict, rule: UncertainRule | None = None,
+                        calibration_images: int | None = None) -> Sidecar:
     """The sidecar of an existing .tflite, from its tensors and what the caller knows."""
+    rule = rule or UncertainRule()
     interpreter, _ = make_interpreter(path)
+    outputs = sorted(interpreter.get_output_details(), key=lambda o: -int(np.prod(o["shape"])))
+    similarity = _tensor_spec(outputs[1]) if len(outputs) > 1 else None
     sidecar = Sidecar(sha256=sha256_file(path), input=_tensor_spec(interpreter.get_input_details()[0]),
-                      output=_tensor_spec(interpreter.get_output_details()[0]), preprocess=pre,
+                      output=_tensor_spec(outputs[0]), preprocess=pre,
                       labels=tuple(labels), precision=precision, temperature=round(float(temperature), 6),
+                      uncertain_below=rule.uncertain_below, crops=rule.crops, similarity=similarity,
+                      similarity_below=rule.similarity_below if similarity is not None else None,
+                      calibration_images=calibration_images,
+                      uncertain_rule={"text": rule.text(similarity is not None), "chosen_on": rule.chosen_on},
                       backbone=backbone, run=run, metrics=metrics)
     write_sidecar(path, sidecar)
     return sidecar

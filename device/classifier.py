@@ -35,12 +35,16 @@ class Result:
     latency_ms: dict[str, float]
     peak_rss_mb: float
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # all classes, calibrated
+    similarity: float | None = None  # to the nearest class seen in training (models with that output)
 
     def to_dict(self) -> dict:
         best = self.top_k[0]
-        return {"path": self.path, "label": best.label, "index": best.index, "score": best.score,
-                "uncertain": self.uncertain, "top_k": [asdict(c) for c in self.top_k],
-                "latency_ms": self.latency_ms, "peak_rss_mb": self.peak_rss_mb}
+        out = {"path": self.path, "label": best.label, "index": best.index, "score": best.score,
+               "uncertain": self.uncertain, "top_k": [asdict(c) for c in self.top_k],
+               "latency_ms": self.latency_ms, "peak_rss_mb": self.peak_rss_mb}
+        if self.similarity is not None:
+            out["similarity"] = self.similarity
+        return out
 
 
 def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -64,11 +68,25 @@ def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[Class, .
     return tuple(Class(int(i), labels[i], round(float(scores[i]), 6)) for i in order)
 
 
+def _outputs(interpreter, sidecar: Sidecar, model: Path) -> tuple[int, int | None]:
+    """Tensor indices of the class output and of the similarity output (None when the model has none)."""
+    outputs = interpreter.get_output_details()
+    expected = 2 if sidecar.similarity is not None else 1
+    if len(outputs) != expected:
+        raise ModelError(f"{model.name}: {len(outputs)} outputs, the sidecar describes {expected}")
+    if expected == 1:
+        return outputs[0]["index"], None
+    single = [o["index"] for o in outputs if int(np.prod(o["shape"])) == 1]
+    if len(single) != 1:
+        raise ModelError(f"{model.name}: cannot tell the class output from the similarity output")
+    return next(o["index"] for o in outputs if o["index"] != single[0]), single[0]
+
+
 def _check(interpreter, sidecar: Sidecar, model: Path) -> None:
     details = interpreter.get_input_details()
-    outputs = interpreter.get_output_details()
-    if len(details) != 1 or len(outputs) != 1:
-        raise ModelError(f"{model.name}: {len(details)} inputs and {len(outputs)} outputs, expected 1 and 1")
+    outputs = [o for o in interpreter.get_output_details() if o["index"] == _outputs(interpreter, sidecar, model)[0]]
+    if len(details) != 1:
+        raise ModelError(f"{model.name}: {len(details)} inputs, expected 1")
     shape, dtype = tuple(int(d) for d in details[0]["shape"]), np.dtype(details[0]["dtype"]).name
     if shape != sidecar.input.shape or dtype != sidecar.input.dtype:
         raise ModelError(f"{model.name}: input {shape} {dtype}, sidecar says {sidecar.input.shape} "
@@ -101,7 +119,7 @@ class Classifier:
             raise ModelError(f"{self.model.name}: not a valid TFLite model ({str(err).splitlines()[0]})") from None
         _check(self.interpreter, self.sidecar, self.model)
         self._input = self.interpreter.get_input_details()[0]["index"]
-        self._output = self.interpreter.get_output_details()[0]["index"]
+        self._output, self._similarity = _outputs(self.interpreter, self.sidecar, self.model)
         self.threshold = self.sidecar.uncertain_below if uncertain_below is None else uncertain_below
         self.crops = crops or self.sidecar.crops
         if self.crops not in CROP_SETS:
@@ -114,13 +132,27 @@ class Classifier:
 
     def scores(self, image: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (float64, (n_labels,)) for one (size, size, 3) uint8 image."""
+        return self.infer(image)[0]
+
+    def infer(self, image: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """(calibrated class probabilities, similarity to the nearest class or None) for one input image."""
         dtype = np.dtype(self.sidecar.input.dtype)
         self.interpreter.set_tensor(self._input, image[np.newaxis].astype(dtype, copy=False))
         self.interpreter.invoke()
         raw = dequantize(self.interpreter.get_tensor(self._output)[0], self.sidecar.output)
+        similarity = None
+        if self._similarity is not None:
+            similarity = float(dequantize(self.interpreter.get_tensor(self._similarity), self.sidecar.similarity)
+                               .ravel()[0])
         if self.sidecar.output_kind == "probabilities":
-            return raw / raw.sum()
-        return softmax(raw, self.sidecar.temperature)
+            return raw / raw.sum(), similarity
+        return softmax(raw, self.sidecar.temperature), similarity
+
+    def is_uncertain(self, best_score: float, similarity: float | None) -> bool:
+        """The uncertain rule: a low calibrated score, or (models with a similarity output) a photo unlike
+        every class seen in training."""
+        below = self.sidecar.similarity_below
+        return best_score < self.threshold or (similarity is not None and below is not None and similarity < below)
 
     def load(self, path: str | Path) -> tuple[list[np.ndarray], float, float]:
         """Decode and preprocess a file. Returns (input arrays, one per crop; decode ms; preprocess ms)."""
@@ -135,13 +167,16 @@ class Classifier:
                         preprocess_ms: float = 0.0) -> Result:
         """Classify the crops of one photo; their probabilities are averaged."""
         t0 = time.perf_counter()
-        scores = np.mean([self.scores(array) for array in arrays], axis=0)
+        outputs = [self.infer(array) for array in arrays]
         inference_ms = (time.perf_counter() - t0) * 1e3
+        scores = np.mean([probs for probs, _ in outputs], axis=0)
+        similarity = None if outputs[0][1] is None else float(np.mean([sim for _, sim in outputs]))
         best = top_k(scores, self.labels, max(1, k))
         latency = {"decode": decode_ms, "preprocess": preprocess_ms, "inference": inference_ms,
                    "total": decode_ms + preprocess_ms + inference_ms}
-        return Result(path, best, best[0].score < self.threshold,
-                      {key: round(v, 3) for key, v in latency.items()}, round(peak_rss_mb(), 1), scores)
+        return Result(path, best, self.is_uncertain(best[0].score, similarity),
+                      {key: round(v, 3) for key, v in latency.items()}, round(peak_rss_mb(), 1), scores,
+                      None if similarity is None else round(similarity, 4))
 
     def classify_frame(self, frame: np.ndarray, name: str = "frame", k: int = 5, capture_ms: float = 0.0) -> Result:
         """Classify an (H, W, 3) uint8 RGB camera frame (capture time reported as decode)."""

