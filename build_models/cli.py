@@ -138,8 +138,9 @@ def export(
     calibration_images: Annotated[int, typer.Option(help="Training images calibrating int8.")] = 300,
     calibration_folder: Annotated[Path | None, typer.Option(help="Add your own images (e.g. camera frames).")] = None,
     temperature_from: Annotated[Path | None, typer.Option(
-        help="Take the softmax temperature from this sidecar (e.g. the paper-protocol export of the same "
-             "preset) instead of fitting it on val; use it for trainval runs, whose val is training data.")] = None,
+        help="Take the softmax temperature from this sidecar, or fit it on the val logits of this run folder (e.g. "
+             "the paper-protocol run of the same preset), instead of fitting it on val; use it for trainval runs, "
+             "whose val is training data.")] = None,
     edgetpu: Annotated[bool, typer.Option("--edgetpu", help="Also run edgetpu_compiler if on PATH.")] = False,
     similarity: Annotated[bool, typer.Option(
         help="Add a second output: the photo's cosine similarity to the nearest class mean of the training "
@@ -161,7 +162,11 @@ def export(
     if crops not in CROP_SETS:
         raise fail(f"--crops {crops!r}: expected one of {', '.join(CROP_SETS)}", 2)
     temperature = None
-    if temperature_from is not None:
+    if temperature_from is not None and temperature_from.is_dir():
+        from .export import run_temperature
+
+        temperature = run_temperature(temperature_from, _load_data(data_dir))
+    elif temperature_from is not None:
         temperature = float(json.loads(temperature_from.read_text())["temperature"])
     rule = UncertainRule(uncertain_below, similarity, similarity_below, crops, chosen_on)
     report = export_run(run, _load_data(data_dir), out, calibration_images, calibration_folder, temperature,

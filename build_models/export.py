@@ -189,6 +189,15 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
     return report
 
 
+def run_temperature(run_dir: Path, dataset: Flowers102) -> float:
+    """The temperature fitted on a run's own (held-out) val logits, from its float model."""
+    config, model = load_run(run_dir)
+    if config.protocol == "trainval":
+        raise ValueError(f"{run_dir} was trained on val: take the temperature from a paper-protocol run")
+    logits, labels = run_logits(run_dir, model, dataset, "val", config)
+    return fit_temperature(logits, labels)
+
+
 def _split_arrays(dataset: Flowers102, split: str, config: TrainConfig, pre: Preprocess):
     samples = evaluation_samples(config, dataset, split)
     return load_arrays(samples, pre, f"loading {split}"), labels_of(samples)

@@ -146,6 +146,10 @@ def info(model: ModelOpt = None, as_json: JsonOpt = False) -> None:
             typer.echo(f"{key}:")
             for sub, val in value.items():
                 typer.echo(f"  {sub}: {val}")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            typer.echo(f"{key}:")
+            for item in value:
+                typer.echo("  - " + ", ".join(f"{sub}: {val}" for sub, val in item.items()))
         elif isinstance(value, list):
             typer.echo(f"{key}: {len(value)} ({', '.join(map(str, value[:3]))}, …)")
         else:

@@ -101,7 +101,7 @@ def test_info_describes_model(tiny_model):
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["runtime"] == "ai-edge-litert" and info["input"]["dtype"] == "uint8"
-    assert info["output"]["dtype"] == "uint8" and len(info["labels"]) == 3 and info["temperature"] == 1.5
+    assert info["outputs"][0]["dtype"] == "uint8" and len(info["labels"]) == 3 and info["temperature"] == 1.5
     assert info["edgetpu"].startswith("ready")
 
 
