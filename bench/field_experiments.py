@@ -33,22 +33,29 @@ def features(run: Path, data: Path | None, field: Path, test_stride: int = 3) ->
     if cache.exists():
         return dict(np.load(cache))
     import keras
+
+    from build_models.run import load_run
+
+    config, model = load_run(run)
+    both = keras.Model(model.input, keras.layers.Concatenate()([model.output, model.get_layer("pool").output]))
+    return features_of(both, config, data, field, test_stride, cache)
+
+
+def features_of(both, config, data: Path | None, field: Path, test_stride: int, cache: Path) -> dict[str, np.ndarray]:
+    """Run ``both`` (raw RGB -> [logits, pooled features]) over train, val, test and field_dev; save to ``cache``."""
     from flowercam.preprocess import decode
 
     from build_models.data import load_flowers102
     from build_models.images import labels_of, load_arrays
-    from build_models.run import load_run
     from build_models.train import predict_batches, training_samples
 
-    config, model = load_run(run)
-    both = keras.Model(model.input, keras.layers.Concatenate()([model.output, model.get_layer("pool").output]))
     dataset = load_flowers102(data)
     pre = config_preprocess(config)
     n = dataset.num_classes
     out: dict[str, np.ndarray] = {}
 
     def run_on(name: str, arrays: np.ndarray) -> None:
-        both_out = predict_batches(both, arrays, 32, f"{run.name}: {name}")
+        both_out = predict_batches(both, arrays, 32, f"{cache.parent.name}: {name}")
         out[f"{name}_logits"], out[f"{name}_emb"] = both_out[:, :n], both_out[:, n:]
 
     train_s, _ = training_samples(config, dataset)
@@ -68,6 +75,34 @@ def features(run: Path, data: Path | None, field: Path, test_stride: int = 3) ->
     out["field_y"] = np.array(labels)
     np.savez(cache, **out)
     return out
+
+
+def probe_features(data: Path | None, field: Path, folder: Path, test_stride: int = 3) -> dict[str, np.ndarray]:
+    """Frozen ImageNet lite0 features (no fine-tuning) with a logistic-regression head on trainval: how far the
+    pretrained features alone go in the field (cached as ``FOLDER/field_features.npz``)."""
+    cache = folder / "field_features.npz"
+    if not cache.exists():
+        import keras
+
+        from build_models.backbones import get_backbone
+        from build_models.presets import get_preset
+
+        config = get_preset("lite0", protocol="trainval")
+        pooled = keras.Sequential([get_backbone("lite0").build(config.size, "imagenet"),
+                                   keras.layers.GlobalAveragePooling2D(name="pool")])
+        head = keras.layers.Dense(102)  # placeholder logits: replaced by the probe below
+        model = keras.Model(pooled.input, keras.layers.Concatenate()([head(pooled.output), pooled.output]))
+        folder.mkdir(parents=True, exist_ok=True)
+        features_of(model, config, data, field, test_stride, cache)
+    f = dict(np.load(cache))
+    from sklearn.linear_model import LogisticRegression
+
+    probe = LogisticRegression(C=0.1, max_iter=3000).fit(f["train_emb"], f["train_y"])
+    for split in ("train", "val", "test"):
+        f[f"{split}_logits"] = probe.decision_function(f[f"{split}_emb"])
+    shape = f["field_emb"].shape
+    f["field_logits"] = probe.decision_function(f["field_emb"].reshape(-1, shape[-1])).reshape(*shape[:2], -1)
+    return f
 
 
 def config_preprocess(config):
@@ -159,18 +194,23 @@ def rows_for(run: Path, f: dict, temperature: float, label: str) -> list[dict]:
     return rows
 
 
-def main(runs: Annotated[list[Path], typer.Argument(help="Run folders.")],
+def main(runs: Annotated[list[Path] | None, typer.Argument(help="Run folders.")] = None,
          data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
          field: Path = Path("../shared/field_dev"), temperature: float = 1.0, test_stride: int = 3,
+         probe: Annotated[Path | None, typer.Option(help="Also the frozen-feature linear probe, cached here.")] = None,
          out: Path = Path("bench/results")) -> None:
     path = out / "field_experiments.json"
     old = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    names = {r.name for r in runs}
+    names = {r.name for r in runs or []}
     rows = [r for r in old["rows"] if r.get("run") not in names]
-    for run in runs:
+    for run in runs or []:
         config = json.loads((run / "config.json").read_text())
         label = f"{config['preset']} ({config['protocol']}, {config.get('augment', 'classic')} views)"
         rows += rows_for(run, features(run, data, field, test_stride), temperature, label)
+    if probe is not None:
+        rows = [r for r in rows if r.get("run") != probe.name]
+        rows += rows_for(probe, probe_features(data, field, probe, test_stride), temperature,
+                         "lite0 frozen ImageNet features + logistic regression (trainval, no fine-tuning)")
     result = {"machine": machine_info(), "note": NOTE, "rows": rows, "conclusions": old.get("conclusions", [])}
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -5,8 +5,9 @@ small blooms, context, blur, noise, JPEG artefacts and colour casts. Each view d
 framing and a few photometric faults from a seeded generator:
 
 - framing: a random-resized crop down to ``min_area`` of the photo (aspect 3/4-4/3), a
-  zoom-out that shows the photo small on its own blurred, enlarged surroundings, or the
-  whole photo letterboxed; otherwise the device's centred square;
+  zoom-out that shows the photo small on its own blurred, enlarged surroundings, the
+  whole photo letterboxed, or a mosaic of 2×2 or 3×3 photos of the same class (a field,
+  a bed or a bouquet of one species); otherwise the device's centred square;
 - faults, each with its own probability: Gaussian blur, sensor noise, JPEG re-encoding,
   a colour cast and contrast change.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,15 +36,20 @@ class FieldViews:
     p_zoom_out: float = 0.2
     zoom_out_side: tuple[float, float] = (0.4, 0.85)  # the photo's side as a fraction of the view
     p_whole: float = 0.15  # whole photo, letterboxed on its blurred surroundings
+    p_mosaic: float = 0.0  # a grid of photos of the same class (needs ``peers``)
     p_blur: float = 0.2
     p_noise: float = 0.2
     p_jpeg: float = 0.3
     p_cast: float = 0.3
 
-    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
-        """One augmented view of an RGB ``image``. Returns (size, size, 3) uint8."""
+    def __call__(self, image: Image.Image, rng: np.random.Generator,
+                 peers: Sequence[Image.Image] = ()) -> np.ndarray:
+        """One augmented view of an RGB ``image`` (``peers``: other photos of its class). Returns (size, size, 3)
+        uint8."""
         draw = rng.random()
-        if draw < self.p_crop:
+        if peers and draw > 1.0 - self.p_mosaic:
+            view = self._mosaic(image, peers, rng)
+        elif draw < self.p_crop:
             view = self._crop(image, rng)
         elif draw < self.p_crop + self.p_zoom_out:
             side = rng.uniform(*self.zoom_out_side)
@@ -65,6 +72,17 @@ class FieldViews:
                 box = (left, top, left + w, top + h)
                 return np.asarray(image.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box))
         return Preprocess(self.size).to_array(image)
+
+    def _mosaic(self, image: Image.Image, peers: Sequence[Image.Image], rng: np.random.Generator) -> np.ndarray:
+        """A 2×2 or 3×3 grid: ``image`` and photos of the same class, each a random crop, in random places."""
+        n = int(rng.integers(2, 4))
+        tile = FieldViews(self.size // n, min_area=0.3)
+        tiles = [image, *(peers[int(i)] for i in rng.integers(0, len(peers), n * n - 1))]
+        grid = np.zeros((n * tile.size, n * tile.size, 3), np.uint8)
+        for slot, photo in zip(rng.permutation(n * n), tiles):
+            row, col = divmod(int(slot), n)
+            grid[row * tile.size:(row + 1) * tile.size, col * tile.size:(col + 1) * tile.size] = tile._crop(photo, rng)
+        return np.asarray(Image.fromarray(grid).resize((self.size, self.size), Image.Resampling.BILINEAR))
 
     def _place(self, image: Image.Image, side: float, rng: np.random.Generator) -> np.ndarray:
         """``image`` fitted into ``side`` of the view at a random place, on its own blurred surroundings."""

@@ -37,6 +37,8 @@ class TrainConfig:
     brightness: tuple[float, float] = (0.7, 1.3)
     saturation: float = 0.0
     augment: str = "classic"  # "classic": the seed's set; "field": also crops, zoom-outs and faults (field_views)
+    min_area: float = 0.15  # field views: the smallest random crop, as a fraction of the photo
+    p_mosaic: float = 0.0  # field views: share of same-class mosaics (a field or a bouquet of one species)
     seed: int = 0
     max_per_class: int | None = None  # subsample (tests and quick runs)
 
@@ -87,6 +89,9 @@ PRESETS: dict[str, TrainConfig] = {
 # For the field: the same recipe on views that look like everyday photos (random-resized crops down to 15 %
 # of the photo, zoom-outs, whole-photo framing, blur, noise, JPEG, colour casts); the framing replaces zoom.
 PRESETS["lite0-field"] = replace(PRESETS["lite0"], preset="lite0-field", augment="field", zoom=0.0)
+# ... plus mosaics of 2×2 or 3×3 photos of one class (fields, beds, bouquets) and crops down to 8 % of the photo.
+PRESETS["lite0-field2"] = replace(PRESETS["lite0-field"], preset="lite0-field2", min_area=0.08, p_mosaic=0.2,
+                                  views=6)
 
 
 def get_preset(name: str, **overrides) -> TrainConfig:

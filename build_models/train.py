@@ -68,7 +68,7 @@ def _optimizer(config: TrainConfig, lr) -> keras.optimizers.Optimizer:
 
 
 def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, path: Path,
-                photos: list | None = None) -> np.ndarray:
+                photos: list | None = None, labels: np.ndarray | None = None) -> np.ndarray:
     """Bottom-of-backbone outputs for ``views`` views of each image (view 0 clean), float16, cached on disk.
 
     With ``photos`` (decoded training photos, ``augment="field"``), views after the first are drawn from the
@@ -77,7 +77,8 @@ def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, pa
     if path.exists():
         return np.load(path, mmap_mode="r")
     aug = augmenter(config.rotation_deg, config.zoom, config.brightness, config.saturation, config.seed)
-    field = FieldViews(config.size) if photos is not None else None
+    field = FieldViews(config.size, min_area=config.min_area, p_mosaic=config.p_mosaic) if photos is not None else None
+    peers = _peers(photos, labels) if photos is not None and labels is not None else None
     n, batch = len(images), config.batch_size
     shape = (config.views * n, *bottom.output_shape[1:])
     cache = np.lib.format.open_memmap(path.with_suffix(".partial.npy"), "w+", np.float16, shape)
@@ -87,7 +88,8 @@ def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, pa
             for start in range(0, n, batch):
                 x = images[start:start + batch].astype(np.float32)
                 if view and field is not None:
-                    x = np.stack([field(photos[i], np.random.default_rng((config.seed, view, i)))
+                    x = np.stack([field(photos[i], np.random.default_rng((config.seed, view, i)),
+                                        peers[i] if peers is not None else ())
                                   for i in range(start, start + len(x))]).astype(np.float32)
                 if view:
                     x = keras.ops.convert_to_numpy(aug(x, training=True))
@@ -97,6 +99,14 @@ def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, pa
     del cache
     path.with_suffix(".partial.npy").rename(path)
     return np.load(path, mmap_mode="r")
+
+
+def _peers(photos: list, labels: np.ndarray) -> list[list]:
+    """For each photo, the other photos of its class (for mosaic views)."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(int(label), []).append(i)
+    return [[photos[j] for j in by_class[int(label)] if j != i] for i, label in enumerate(labels)]
 
 
 def predict_batches(model: keras.Model, x: np.ndarray, batch: int = 64, description: str = "predicting"):
@@ -183,7 +193,7 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
     t0 = time.perf_counter()
     if config.cache:
         photos = load_photos(train_s, config.size) if config.augment == "field" else None
-        cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy", photos)
+        cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy", photos, y_train)
         del photos
         val_maps = predict_batches(bottom, x_val, description="caching val")
         y_views = np.tile(y_train, config.views)

@@ -92,6 +92,7 @@ def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
     """The similarity output: integer-only, read by the device, high for a training photo, and it makes a photo
     unlike every class 'uncertain' when its threshold says so."""
     from flowercam.classifier import Classifier
+    from flowercam.sidecar import ModelError
     from PIL import Image
 
     from build_models.export import UncertainRule
@@ -114,3 +115,9 @@ def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
     unknown = classifier.classify(odd)
     assert unknown.similarity < known.similarity
     assert unknown.uncertain == (unknown.similarity < 0.9)
+    # a sidecar that does not describe the second output is refused with one line
+    broken = json.loads((tmp_path / "lite0_int8.json").read_text())
+    broken["similarity"] = None
+    (tmp_path / "lite0_int8.json").write_text(json.dumps(broken))
+    with pytest.raises(ModelError, match="2 outputs, the sidecar describes 1"):
+        Classifier(tmp_path / "lite0_int8.tflite")

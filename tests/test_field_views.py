@@ -43,3 +43,15 @@ def test_faults_change_pixels_but_not_the_scene():
     a, b = clean(photo, np.random.default_rng(0)), faulty(photo, np.random.default_rng(0))
     assert not np.array_equal(a, b)
     assert abs(a.astype(float) - b.astype(float)).mean() < 40
+
+
+def test_mosaic_tiles_photos_of_the_class():
+    """A mosaic shows the photo and its peers side by side: several small flowers, as in a field or a bouquet."""
+    photo = _photo()
+    peer = Image.new("RGB", photo.size, (20, 40, 230))  # a blue 'photo of the same class'
+    views = FieldViews(60, p_mosaic=1.0, p_blur=0, p_noise=0, p_jpeg=0, p_cast=0)
+    view = views(photo, np.random.default_rng(1), [peer])
+    blue = (view[..., 2] > 150) & (view[..., 0] < 80)
+    assert 0.3 < blue.mean() < 0.95  # peers fill most tiles, the photo at least one
+    alone = views(photo, np.random.default_rng(1), [])  # no peers: another framing of the photo itself
+    assert alone.shape == (60, 60, 3) and not ((alone[..., 2] > 150) & (alone[..., 0] < 80)).any()
