@@ -164,12 +164,13 @@ def render(data: dict) -> str:
 def render_experiments(data: dict) -> str:
     """field_experiments.md from field_experiments.json (written by bench/field_experiments.py)."""
     lines = ["# What we tried for the field, and what paid\n", header_markdown(data["machine"]),
-             f"\n{data['note']}\n",
+             f"\nTemperature T = {data.get('temperature', 1.0):g}. {data['note']} **Shipped**: the row in bold.\n",
              "| # | what | val top-1 | field known top-1 | field confident-wrong | tulips uncertain | test top-1 | "
              "test uncertain | AUROC test vs tulip |", "|---|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(data["rows"], 1):
         auroc = "" if r.get("auroc") is None else f"{r['auroc']:.3f}"
-        lines.append(f"| {i} | {r['what']} | {_pct(r.get('val_top1'))} | {_pct(r.get('field_known_top1'))} | "
+        what = f"**{r['what']}**" if r.get("shipped") else r["what"]
+        lines.append(f"| {i} | {what} | {_pct(r.get('val_top1'))} | {_pct(r.get('field_known_top1'))} | "
                      f"{_pct(r.get('field_confident_wrong'))} | {_pct(r.get('tulip_uncertain'))} | "
                      f"{_pct(r.get('test_top1'))} | {_pct(r.get('test_uncertain'))} | {auroc} |")
     if data.get("conclusions"):

@@ -150,6 +150,8 @@ def export(
     similarity_below: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Default threshold on the "
                                                            "similarity (with --similarity).")] = None,
     crops: Annotated[str, typer.Option(help="Default crop set of the device: center or multi.")] = "center",
+    other_crops: Annotated[str | None, typer.Option(
+        help="Thresholds of the other crop set, CROPS=UNCERTAIN/SIMILARITY, e.g. center=0.775/0.51.")] = None,
     chosen_on: Annotated[str, typer.Option(help="Where the thresholds were chosen (for the model card).")] = "",
 ) -> None:
     """Export a run to TFLite float32, float16 and int8 with sidecars, measured with the interpreter."""
@@ -168,9 +170,22 @@ def export(
         temperature = run_temperature(temperature_from, _load_data(data_dir))
     elif temperature_from is not None:
         temperature = float(json.loads(temperature_from.read_text())["temperature"])
-    rule = UncertainRule(uncertain_below, similarity, similarity_below, crops, chosen_on)
+    by_crops = {}
+    if other_crops:
+        try:
+            name, _, values = other_crops.partition("=")
+            below, _, sim_below = values.partition("/")
+            by_crops[name] = {"uncertain_below": float(below), "similarity_below": float(sim_below) if sim_below
+                              else None}
+        except ValueError:
+            raise fail(f"--other-crops {other_crops!r}: expected e.g. center=0.775/0.51", 2) from None
+        if name not in CROP_SETS:
+            raise fail(f"--other-crops {other_crops!r}: {name!r} is not a crop set", 2)
+    rule = UncertainRule(uncertain_below, similarity, similarity_below, crops, chosen_on, by_crops)
+    source = f"fitted on the val split of {temperature_from}" if temperature_from and temperature_from.is_dir() \
+        else f"from {temperature_from.name}" if temperature_from else "given"
     report = export_run(run, _load_data(data_dir), out, calibration_images, calibration_folder, temperature,
-                        edgetpu=edgetpu, rule=rule)
+                        edgetpu=edgetpu, rule=rule, temperature_source=source)
     typer.echo(f"{'model':10s} {'MB':>7s} {'val':>7s} {'test':>7s} {'agree':>7s}  Edge TPU")
     typer.echo(f"{'keras':10s} {'':7s} {report['keras']['val']:7.2%} {report['keras']['test']:7.2%}")
     for precision, m in report["models"].items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class UncertainRule:
     similarity_below: float | None = None  # cosine similarity under which a photo is unlike every class
     crops: str = "center"
     chosen_on: str = ""  # where the thresholds were chosen, for the model card
+    by_crops: dict = field(default_factory=dict)  # other crop sets' {"uncertain_below", "similarity_below"}
 
     def text(self, with_similarity: bool) -> str:
         """The rule in words."""
@@ -146,7 +147,7 @@ def _tensor_spec(detail: dict) -> TensorSpec:
 def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, calibration_images: int = 300,
                calibration_folder: Path | None = None, temperature: float | None = None,
                name: str | None = None, edgetpu: bool = False, seed: int = 0,
-               rule: UncertainRule | None = None) -> dict:
+               rule: UncertainRule | None = None, temperature_source: str = "given") -> dict:
     """Write the three models and sidecars, measure them on val and test; returns the report."""
     rule = rule or UncertainRule()
     config, model = load_run(run_dir)
@@ -177,7 +178,7 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
     fitted = temperature is None
     t = fit_temperature(int8["val"], data["val"][1]) if fitted else temperature
     report["calibration"] = _calibration(out_dir / f"{name}_reliability.png", int8["test"], data["test"][1], t,
-                                         "val (int8 model)" if fitted else "given")
+                                         "val (int8 model)" if fitted else temperature_source)
     for precision in PRECISIONS:
         metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
         metrics.pop("file")
@@ -249,6 +250,8 @@ def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], pr
                       similarity_below=rule.similarity_below if similarity is not None else None,
                       calibration_images=calibration_images,
                       uncertain_rule={"text": rule.text(similarity is not None), "chosen_on": rule.chosen_on},
+                      thresholds={rule.crops: {"uncertain_below": rule.uncertain_below,
+                                               "similarity_below": rule.similarity_below}, **rule.by_crops},
                       backbone=backbone, run=run, metrics=metrics)
     write_sidecar(path, sidecar)
     return sidecar

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocess import CROP_SETS, ImageError, decode
+from .preprocess import CORNER_SIDE, CROP_SETS, ImageError, Preprocess, decode
 from .resources import peak_rss_mb
 from .runtime import make_interpreter
 from .sidecar import BUNDLED_MODEL, ModelError, Sidecar, TensorSpec, read_sidecar
@@ -120,10 +120,11 @@ class Classifier:
         _check(self.interpreter, self.sidecar, self.model)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output, self._similarity = _outputs(self.interpreter, self.sidecar, self.model)
-        self.threshold = self.sidecar.uncertain_below if uncertain_below is None else uncertain_below
         self.crops = crops or self.sidecar.crops
         if self.crops not in CROP_SETS:
             raise ModelError(f"crops={self.crops!r}, expected one of {', '.join(CROP_SETS)}")
+        default_below, self.similarity_below = self.sidecar.thresholds_for(self.crops)
+        self.threshold = default_below if uncertain_below is None else uncertain_below
         self.preprocess = self.sidecar.preprocess
 
     @property
@@ -151,13 +152,15 @@ class Classifier:
     def is_uncertain(self, best_score: float, similarity: float | None) -> bool:
         """The uncertain rule: a low calibrated score, or (models with a similarity output) a photo unlike
         every class seen in training."""
-        below = self.sidecar.similarity_below
+        below = self.similarity_below
         return best_score < self.threshold or (similarity is not None and below is not None and similarity < below)
 
     def load(self, path: str | Path) -> tuple[list[np.ndarray], float, float]:
         """Decode and preprocess a file. Returns (input arrays, one per crop; decode ms; preprocess ms)."""
         t0 = time.perf_counter()
-        image = decode(path, None if self.crops == "multi" else self.preprocess)
+        # JPEG draft decoding at the smallest scale that still gives every crop its full resolution
+        draft = self.preprocess if self.crops == "center" else Preprocess(self.preprocess.size, CORNER_SIDE)
+        image = decode(path, draft)
         t1 = time.perf_counter()
         arrays = self.preprocess.crops(image, self.crops)
         t2 = time.perf_counter()

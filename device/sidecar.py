@@ -47,6 +47,15 @@ class Sidecar:
     similarity_below: float | None = None
     calibration_images: int | None = None
     uncertain_rule: dict = field(default_factory=dict)  # how the thresholds were chosen, for people
+    # thresholds per crop set ({"center": {"uncertain_below": .., "similarity_below": ..}, ...}); the two fields
+    # above are those of the default crop set
+    thresholds: dict = field(default_factory=dict)
+
+    def thresholds_for(self, crops: str) -> tuple[float, float | None]:
+        """(uncertain_below, similarity_below) for a crop set."""
+        chosen = self.thresholds.get(crops, {})
+        return (float(chosen.get("uncertain_below", self.uncertain_below)),
+                chosen.get("similarity_below", self.similarity_below))
     backbone: str = ""
     run: str = ""
     metrics: dict = field(default_factory=dict)

@@ -99,22 +99,24 @@ def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
 
     ds = load_flowers102(dataset_dir)
     rule = UncertainRule(uncertain_below=0.0, similarity=True, similarity_below=0.9, crops="multi",
-                         chosen_on="test")
+                         chosen_on="test", by_crops={"center": {"uncertain_below": 0.0, "similarity_below": 0.85}})
     report = export_run(tiny_run, ds, tmp_path, calibration_images=6, rule=rule)
     assert report["models"]["int8"]["edgetpu_readiness"].startswith("ready")
     sidecar = json.loads((tmp_path / "lite0_int8.json").read_text())
     assert sidecar["similarity"]["shape"] == [1, 1] and sidecar["similarity_below"] == 0.9
     assert sidecar["crops"] == "multi" and sidecar["calibration_images"] == 6 and "similar" in \
         sidecar["uncertain_rule"]["text"]
-    assert Classifier(tmp_path / "lite0_int8.tflite").crops == "multi"
+    default = Classifier(tmp_path / "lite0_int8.tflite")
+    assert default.crops == "multi" and default.similarity_below == 0.9
     classifier = Classifier(tmp_path / "lite0_int8.tflite", crops="center")
+    assert classifier.similarity_below == 0.85  # each crop set has its own thresholds
     known = classifier.classify(ds.train[0].path)
     assert known.similarity > 0.9 and not known.uncertain
     odd = tmp_path / "odd.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(odd)
     unknown = classifier.classify(odd)
     assert unknown.similarity < known.similarity
-    assert unknown.uncertain == (unknown.similarity < 0.9)
+    assert unknown.uncertain == (unknown.similarity < 0.85)
     # a sidecar that does not describe the second output is refused with one line
     broken = json.loads((tmp_path / "lite0_int8.json").read_text())
     broken["similarity"] = None
