@@ -48,9 +48,10 @@ def open_classifier(model: Path | None, threads: int | None, edgetpu: bool,
 
 def _human(result) -> str:
     best = result.top_k[0]
-    flag = "  (uncertain)" if result.uncertain else ""
+    answer = f"uncertain (best guess: {best.label} {best.score:.1%})" if result.uncertain else \
+        f"{best.label} {best.score:.1%}"
     lat = result.latency_ms
-    lines = [f"{result.path}: {best.label} {best.score:.1%}{flag}"]
+    lines = [f"{result.path}: {answer}"]
     lines += [f"    {c.score:6.1%}  {c.label}" for c in result.top_k[1:]]
     lines.append(f"    latency: decode {lat['decode']:.1f} ms, preprocess {lat['preprocess']:.1f} ms, "
                  f"inference {lat['inference']:.1f} ms, total {lat['total']:.1f} ms; "

@@ -82,6 +82,14 @@ def test_multi_crops_cover_the_frame():
     assert len(Preprocess(32).crops(image)) == 1
 
 
+def test_uncertain_answers_lead_with_uncertain(tiny_model, dataset_dir):
+    path = str(dataset_dir / "jpg" / "image_00001.jpg")
+    done = run_cli("classify", "--model", str(tiny_model), "--uncertain-below", "1.0", path)
+    assert done.returncode == 0 and f"{path}: uncertain (best guess: " in done.stdout
+    sure = run_cli("classify", "--model", str(tiny_model), "--uncertain-below", "0.0", path)
+    assert "uncertain" not in sure.stdout.splitlines()[0]
+
+
 def test_classify_with_multi_crops(tiny_model, dataset_dir):
     path = str(dataset_dir / "jpg" / "image_00001.jpg")
     done = run_cli("classify", "--model", str(tiny_model), "--json", "--crops", "multi", path)
