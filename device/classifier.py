@@ -82,9 +82,9 @@ def _outputs(interpreter, sidecar: Sidecar, model: Path) -> tuple[int, int | Non
     return next(o["index"] for o in outputs if o["index"] != single[0]), single[0]
 
 
-def _check(interpreter, sidecar: Sidecar, model: Path) -> None:
+def _check(interpreter, sidecar: Sidecar, model: Path, class_output: int) -> None:
     details = interpreter.get_input_details()
-    outputs = [o for o in interpreter.get_output_details() if o["index"] == _outputs(interpreter, sidecar, model)[0]]
+    outputs = [o for o in interpreter.get_output_details() if o["index"] == class_output]
     if len(details) != 1:
         raise ModelError(f"{model.name}: {len(details)} inputs, expected 1")
     shape, dtype = tuple(int(d) for d in details[0]["shape"]), np.dtype(details[0]["dtype"]).name
@@ -117,9 +117,9 @@ class Classifier:
             if "delegate" in str(err).lower():
                 raise
             raise ModelError(f"{self.model.name}: not a valid TFLite model ({str(err).splitlines()[0]})") from None
-        _check(self.interpreter, self.sidecar, self.model)
-        self._input = self.interpreter.get_input_details()[0]["index"]
         self._output, self._similarity = _outputs(self.interpreter, self.sidecar, self.model)
+        _check(self.interpreter, self.sidecar, self.model, self._output)
+        self._input = self.interpreter.get_input_details()[0]["index"]
         self.crops = crops or self.sidecar.crops
         if self.crops not in CROP_SETS:
             raise ModelError(f"crops={self.crops!r}, expected one of {', '.join(CROP_SETS)}")
