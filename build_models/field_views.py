@@ -86,13 +86,7 @@ class FieldViews:
 
     def _place(self, image: Image.Image, side: float, rng: np.random.Generator) -> np.ndarray:
         """``image`` fitted into ``side`` of the view at a random place, on its own blurred surroundings."""
-        background = Preprocess(self.size).to_array(image)
-        canvas = Image.fromarray(background).filter(ImageFilter.GaussianBlur(self.size / 16))
-        scale = side * self.size / max(image.size)
-        w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-        left, top = int(rng.integers(0, self.size - w + 1)), int(rng.integers(0, self.size - h + 1))
-        canvas.paste(image.resize((w, h), Image.Resampling.BILINEAR), (left, top))
-        return np.asarray(canvas)
+        return Preprocess(self.size).whole(image, side, (rng.uniform(), rng.uniform()))
 
     def _faults(self, view: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Blur, noise, colour cast and JPEG artefacts, each with its probability."""
@@ -116,6 +110,4 @@ class FieldViews:
 
 def _square(image: Image.Image) -> Image.Image:
     """The centred square of the short side (the flower as the device would frame it)."""
-    side = min(image.size)
-    left, top = (image.width - side) // 2, (image.height - side) // 2
-    return image.crop((left, top, left + side, top + side))
+    return image.crop(tuple(round(v) for v in Preprocess().crop_box(*image.size)))

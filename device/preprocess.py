@@ -62,12 +62,14 @@ class Preprocess:
         resized = image.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
         return np.asarray(resized, dtype=np.uint8)
 
-    def whole(self, image: Image.Image) -> np.ndarray:
-        """The whole photo fitted into the square, on its own blurred centre square. Returns (size, size, 3) uint8."""
+    def whole(self, image: Image.Image, side: float = 1.0, where: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
+        """The whole photo fitted into ``side`` of the square, on its own blurred centre square; ``where`` places it
+        (0..1 of the free space, horizontally and vertically). Returns (size, size, 3) uint8."""
         canvas = Image.fromarray(self.to_array(image)).filter(ImageFilter.GaussianBlur(self.size / 16))
-        scale = self.size / max(image.size)
+        scale = side * self.size / max(image.size)
         w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-        canvas.paste(image.resize((w, h), Image.Resampling.BILINEAR), ((self.size - w) // 2, (self.size - h) // 2))
+        left, top = int(where[0] * (self.size - w)), int(where[1] * (self.size - h))
+        canvas.paste(image.resize((w, h), Image.Resampling.BILINEAR), (left, top))
         return np.asarray(canvas)
 
     def crops(self, image: Image.Image, crop_set: str = "center") -> list[np.ndarray]:
