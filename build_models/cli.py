@@ -8,11 +8,33 @@ from typing import Annotated
 
 import typer
 
+from .presets import PRESETS
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Build flowercam models: check data, train, evaluate, export to TFLite.")
 
 DataOpt = Annotated[Path | None, typer.Option("--data", "-d", envvar="FLOWERCAM_DATA",
                                               help="Oxford 102 folder (official layout).")]
+
+
+@app.callback()
+def _options(tf_logs: Annotated[bool, typer.Option("--tf-logs", envvar="FLOWERCAM_TF_LOGS",
+                                                  help="Show TensorFlow's own start-up and C++ log lines.")] = False,
+             ) -> None:
+    """Options for every command."""
+    if tf_logs:
+        import os
+
+        from .console import TF_LOGS_ENV
+
+        os.environ[TF_LOGS_ENV] = "1"
+
+
+def _start_tensorflow() -> None:
+    """Start TensorFlow quietly and say once which device it uses (commands that need it call this first)."""
+    from .console import quiet_tensorflow, say
+
+    say(quiet_tensorflow())
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -27,8 +49,7 @@ def data(
     skip_decode: Annotated[bool, typer.Option("--skip-decode", help="Do not decode every image.")] = False,
 ) -> None:
     """Check the dataset and print its splits, class balance and image sizes. Exit 0 only if whole."""
-    from rich.progress import track
-
+    from .console import progress
     from .data import DatasetError, check_images, check_md5, load_flowers102
 
     try:
@@ -46,8 +67,8 @@ def data(
         typer.echo(f"{name:5s}: {len(split):5d} images, per class min {min(counts)} max {max(counts)}")
     problems: list[str] = []
     if not skip_decode:
-        bar = iter(track(range(len(samples)), description="decoding", transient=True, console=None))
-        problems, sizes = check_images(samples, progress=lambda n: next(bar, None))
+        with progress("decoding", len(samples)) as advance:
+            problems, sizes = check_images(samples, progress=advance)
         typer.echo(f"image size: width {sizes[0]}..{sizes[2]}, height {sizes[1]}..{sizes[3]} px")
     if md5 is not None:
         problems += check_md5(samples, md5)
@@ -85,22 +106,27 @@ def _load_data(data_dir: Path | None):
 
 @app.command("train")
 def train_cmd(
-    preset: Annotated[str, typer.Argument(help="lite0, lite1, lite2, paper-vgg16, paper-resnet50, "
-                                          "paper-inceptionv3.")],
+    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.")],
     data_dir: DataOpt = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (resumed if it exists).")] = Path("runs"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The run folder itself (default: "
+                                             "runs/PRESET-PROTOCOL); resumed if it exists.")] = None,
     protocol: Annotated[str, typer.Option(help="paper (train, select on val) or trainval.")] = "paper",
     weights: Annotated[str | None, typer.Option(help="imagenet, none, or a weights file.")] = None,
-    size: Annotated[int | None, typer.Option(help="Input size (default: the preset's).")] = None,
+    size: Annotated[int | None, typer.Option(help="Input size in pixels (default: the preset's).")] = None,
     views: Annotated[int | None, typer.Option(help="Augmented views per image in the cache.")] = None,
-    phase1_epochs: Annotated[int | None, typer.Option()] = None,
-    phase2_epochs: Annotated[int | None, typer.Option()] = None,
+    phase1_epochs: Annotated[int | None, typer.Option(help="Most epochs of phase 1 (the new head).")] = None,
+    phase2_epochs: Annotated[int | None, typer.Option(help="Most epochs of phase 2 (fine-tuning).")] = None,
     cache: Annotated[bool, typer.Option(help="Train on cached frozen features.")] = True,
-    max_per_class: Annotated[int | None, typer.Option(help="Subsample for quick runs.")] = None,
+    max_per_class: Annotated[int | None, typer.Option(help="Use at most this many images per class and "
+                                                      "split (quick runs).")] = None,
 ) -> None:
-    """Train a preset (two phases, cached features) and evaluate it; writes a run folder."""
+    """Train a preset (two phases, cached features) and evaluate it; writes a run folder.
+
+    The preset ``tiny`` runs the whole chain on 4 images per class in about a minute: a check of the set-up.
+    """
+    _start_tensorflow()
     from .presets import get_preset
-    from .run import start_run
+    from .run import RunFolderError, start_run
 
     try:
         config = get_preset(preset, protocol=protocol, size=size, views=views, phase1_epochs=phase1_epochs,
@@ -113,15 +139,22 @@ def train_cmd(
 
         config = replace(config, weights=None)
     dataset = _load_data(data_dir)
-    run_dir = out / f"{config.preset}-{config.protocol}" if out == Path("runs") else out
-    metrics = start_run(config, dataset, run_dir)
+    run_dir = out or Path("runs") / f"{config.preset}-{config.protocol}"
+    try:
+        metrics = start_run(config, dataset, run_dir)
+    except RunFolderError as err:
+        raise fail(str(err), 2) from None
     typer.echo(f"{run_dir}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 "
                f"{metrics['test']['accuracy']:.2%}, trained in {metrics['train_wall_s']:.0f} s")
+    typer.echo(f"  model:   {run_dir / 'model.keras'}\n  metrics: {run_dir / 'metrics.json'}\n"
+               f"  plots:   {run_dir / 'training_curves.png'}, {run_dir / 'confusion_test.png'}\n"
+               f"next: build-models export {run_dir}   (then report, explain)")
 
 
 @app.command()
 def evaluate(run: Annotated[Path, typer.Argument(help="Run folder.")], data_dir: DataOpt = None) -> None:
     """Recompute a run's metrics (val and test) and its plots."""
+    _start_tensorflow()
     from .run import evaluate_run
 
     for stale in run.glob("logits_*.npz"):
@@ -155,6 +188,7 @@ def export(
     chosen_on: Annotated[str, typer.Option(help="Where the thresholds were chosen (for the model card).")] = "",
 ) -> None:
     """Export a run to TFLite float32, float16 and int8 with sidecars, measured with the interpreter."""
+    _start_tensorflow()
     import json
 
     from flowercam.preprocess import CROP_SETS
@@ -205,6 +239,7 @@ def lr_find(
     max_per_class: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """LR range test of the head on frozen features: loss-vs-LR PNG and the suggested CLR band."""
+    _start_tensorflow()
     from .lr_find import run_lr_find
     from .presets import get_preset
 
@@ -222,20 +257,22 @@ def explain(
     lime_samples: Annotated[int, typer.Option(help="LIME perturbations per image.")] = 300,
 ) -> None:
     """Grad-CAM, LIME and nearest training images for photos; writes PNGs and index.md."""
+    _start_tensorflow()
     import json
 
-    from rich.progress import track
-
+    from .console import progress
     from .report import explain_image
 
     dataset = _load_data(data_dir)
     by_id = {s.image_id: s for s in dataset.train + dataset.val + dataset.test}
     out = out or run / "explain"
     summaries = []
-    for item in track(images, description="explaining"):
-        sample = by_id.get(int(item.name)) if item.name.isdigit() else None
-        path, true = (sample.path, sample.label) if sample else (item, None)
-        summaries.append(explain_image(run, dataset, path, out, true, lime_samples))
+    with progress("explaining", len(images), unit="photo") as advance:
+        for item in images:
+            sample = by_id.get(int(item.name)) if item.name.isdigit() else None
+            path, true = (sample.path, sample.label) if sample else (item, None)
+            summaries.append(explain_image(run, dataset, path, out, true, lime_samples))
+            advance(1)
     lines = ["# Explanations\n"]
     for s in summaries:
         lines += [f"## {Path(s['image']).name}: predicted {s['predicted']}, true {s['true']}\n",
@@ -253,6 +290,7 @@ def report(
     gallery: Annotated[int, typer.Option(help="Misclassified images in the gallery.")] = 12,
 ) -> None:
     """Per-class table, worst classes, confused pairs and a gallery of mistakes (Markdown + PNG)."""
+    _start_tensorflow()
     from .report import report_run
 
     typer.echo(f"wrote {report_run(run, _load_data(data_dir), out, gallery)}")

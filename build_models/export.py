@@ -19,11 +19,11 @@ from flowercam.edgetpu import check_readiness
 from flowercam.preprocess import Preprocess
 from flowercam.runtime import make_interpreter
 from flowercam.sidecar import Sidecar, TensorSpec, sha256_file, write_sidecar
-from rich.progress import Progress
 
 from calibration.representative import representative_dataset, representative_paths
 from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram
 
+from .console import progress
 from .data import Flowers102
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
@@ -86,8 +86,7 @@ def tflite_outputs(path: Path, images: np.ndarray, threads: int = 2,
     out, sim = outputs[0], (outputs[1] if len(outputs) > 1 else None)
     logits = np.empty((len(images), int(np.prod(out["shape"]))), np.float64)
     similarity = np.empty(len(images), np.float64) if sim is not None else None
-    with Progress(transient=True) as progress:
-        task = progress.add_task(description or f"running {path.name}", total=len(images))
+    with progress(description or f"running {path.name}", len(images)) as advance:
         for i, image in enumerate(images):
             interpreter.set_tensor(inp["index"], image[np.newaxis].astype(inp["dtype"]))
             interpreter.invoke()
@@ -95,7 +94,7 @@ def tflite_outputs(path: Path, images: np.ndarray, threads: int = 2,
             if sim is not None:
                 similarity[i] = dequantize(interpreter.get_tensor(sim["index"]),
                                            TensorSpec((), "", *sim["quantization"])).ravel()[0]
-            progress.advance(task)
+            advance(1)
     return logits, similarity
 
 

@@ -8,19 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from flowercam.preprocess import Preprocess, decode
 from PIL import Image
-from rich.progress import Progress
 
+from .console import progress
 from .data import Sample
 
 
 def load_arrays(samples: Sequence[Sample], spec: Preprocess, description: str = "loading") -> np.ndarray:
     """Decode and preprocess samples exactly as the device does. Returns (N, size, size, 3) uint8."""
     out = np.empty((len(samples), spec.size, spec.size, 3), dtype=np.uint8)
-    with Progress(transient=True) as progress, ThreadPoolExecutor(2) as pool:
-        task = progress.add_task(description, total=len(samples))
+    with progress(description, len(samples)) as advance, ThreadPoolExecutor(2) as pool:
         for i, array in enumerate(pool.map(lambda s: spec(s.path), samples)):
             out[i] = array
-            progress.advance(task)
+            advance(1)
     return out
 
 
@@ -33,12 +32,11 @@ def load_photos(samples: Sequence[Sample], size: int, description: str = "decodi
         image.thumbnail((spec.draft_size(*image.size)), Image.Resampling.BILINEAR)
         return image
 
-    with Progress(transient=True) as progress, ThreadPoolExecutor(2) as pool:
-        task = progress.add_task(description, total=len(samples))
+    with progress(description, len(samples)) as advance, ThreadPoolExecutor(2) as pool:
         photos = []
         for image in pool.map(photo, samples):
             photos.append(image)
-            progress.advance(task)
+            advance(1)
     return photos
 
 

@@ -92,6 +92,9 @@ PRESETS["lite0-field"] = replace(PRESETS["lite0"], preset="lite0-field", augment
 # ... plus mosaics of 2×2 or 3×3 photos of one class (fields, beds, bouquets) and crops down to 8 % of the photo.
 PRESETS["lite0-field2"] = replace(PRESETS["lite0-field"], preset="lite0-field2", min_area=0.08, p_mosaic=0.2,
                                   views=6)
+# A minute-long run of the whole chain (a check of the set-up, and the tests'): 4 images per class, 64 px.
+PRESETS["tiny"] = replace(PRESETS["lite0"], preset="tiny", size=64, views=2, batch_size=16, phase1_epochs=3,
+                          phase2_epochs=1, max_per_class=4)
 
 
 def get_preset(name: str, **overrides) -> TrainConfig:

@@ -13,9 +13,11 @@ from flowercam.preprocess import Preprocess
 
 from .backbones import get_backbone
 from .data import Flowers102, Sample
-from .explain import Embeddings, gradcam, lime_explanation, overlay
+from .explain import Embeddings, gradcam, lime_explanation, lime_panel, overlay
 from .images import labels_of, load_arrays
 from .run import load_run, run_logits
+
+TITLE_SIZE = 12  # points; figures are saved at 72-80 dpi, so this reads at README width
 
 
 def _plt():
@@ -27,14 +29,39 @@ def _plt():
     return plt
 
 
-def save_small_png(fig, path: Path, dpi: int) -> None:
-    """Save a figure as a 256-colour PNG (photos in figures make full-colour PNGs large)."""
+def panel_grid(rows: list[list[tuple[np.ndarray, str]]], panel_in: float = 3.4):
+    """A figure of photo panels, each with its title, laid out so that no title is cut (constrained layout)."""
+    plt = _plt()
+    columns = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(panel_in * columns, (panel_in + 0.7) * len(rows)),
+                             squeeze=False, layout="constrained")
+    for ax_row, row in zip(axes, rows):
+        for ax, (image, title) in zip(ax_row, row):
+            ax.imshow(image)
+            ax.set_title(title, fontsize=TITLE_SIZE)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return fig
+
+
+def save_figure(fig, path: Path, dpi: int = 80) -> None:
+    """Full-colour PNG (no palette banding), optimized; the canvas size keeps it small."""
     from PIL import Image
 
     fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
     with Image.open(path) as image:
-        small = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    small.save(path, optimize=True)
+        rgb = image.convert("RGB")
+    rgb.save(path, optimize=True)
+
+
+def run_calibration(run_dir: Path) -> tuple[float, str]:
+    """The softmax temperature ``flowercam`` uses for this run (from its exported int8 sidecar) and how figures
+    name the probabilities; T = 1, named uncalibrated, for a run not exported yet."""
+    for sidecar in sorted((run_dir / "export").glob("*_int8.json")):
+        t = float(json.loads(sidecar.read_text())["temperature"])
+        return t, f"p calibrated as flowercam reports it (T = {t:.2f})"
+    return 1.0, "p uncalibrated (T = 1; export the run to calibrate)"
 
 
 def train_embeddings(run_dir: Path, model, dataset: Flowers102, config) -> tuple[Embeddings, list[Sample]]:
@@ -56,62 +83,41 @@ def explain_image(run_dir: Path, dataset: Flowers102, image_path: Path, out: Pat
     spec = get_backbone(config.backbone)
     pre = Preprocess(config.size, config.crop_fraction)
     image = pre(image_path)
-    probs = softmax(model.predict(image[np.newaxis].astype(np.float32), verbose=0))[0]
+    temperature, p_name = run_calibration(run_dir)
+    probs = softmax(model.predict(image[np.newaxis].astype(np.float32), verbose=0), temperature)[0]
     predicted = int(probs.argmax())
     names = dataset.class_names
     out.mkdir(parents=True, exist_ok=True)
     stem = image_path.stem
-    plt = _plt()
     classes = [predicted] + ([true_label] if true_label is not None and true_label != predicted else [])
-    fig, axes = plt.subplots(1, 1 + 2 * len(classes), figsize=(4 * (1 + 2 * len(classes)), 4.4))
-    axes[0].imshow(image)
-    axes[0].set_title(f"{stem}\ntrue: {names[true_label] if true_label is not None else '?'}", fontsize=9)
     explanation = lime_explanation(model, image, tuple(classes), lime_samples)
-    from skimage.segmentation import mark_boundaries
-
-    for i, cls in enumerate(classes):
+    true_name = names[true_label] if true_label is not None else "not given"
+    panels = [(image, f"{stem}\ntrue: {true_name}\npredicted: {names[predicted]}")]
+    for cls in classes:
         heat, _ = gradcam(model, spec.gradcam, image, cls)
-        axes[1 + 2 * i].imshow(overlay(image, heat))
-        axes[1 + 2 * i].set_title(f"Grad-CAM: {names[cls]}\np={probs[cls]:.3f}", fontsize=9)
-        temp, mask = explanation.get_image_and_mask(cls, positive_only=True, num_features=5, hide_rest=False)
-        axes[2 + 2 * i].imshow(mark_boundaries(temp / 255.0, mask))
-        axes[2 + 2 * i].set_title(f"LIME top 5 superpixels: {names[cls]}\np={probs[cls]:.3f}", fontsize=9)
-    for ax in axes:
-        ax.axis("off")
-    fig.tight_layout()
-    save_small_png(fig, out / f"{stem}_explained.png", dpi=80)
-    plt.close(fig)
+        role = "predicted" if cls == predicted else "true"
+        panels += [(overlay(image, heat), f"Grad-CAM, {role}:\n{names[cls]}, p = {probs[cls]:.2f}"),
+                   (lime_panel(image, explanation, cls)[0], f"LIME, {role} (green: for it)\n{names[cls]}")]
+    fig = panel_grid([panels])
+    fig.suptitle(p_name, fontsize=TITLE_SIZE - 1)
+    save_figure(fig, out / f"{stem}_explained.png")
     emb, train = train_embeddings(run_dir, model, dataset, config)
     from .explain import embedding_model
 
     query = embedding_model(model).predict(image[np.newaxis].astype(np.float32), verbose=0)[0]
     neighbours = {"euclidean_predicted_class": emb.nearest(query, 3, "euclidean", within_class=predicted),
                   "euclidean_all": emb.nearest(query, 3, "euclidean"), "cosine_all": emb.nearest(query, 3, "cosine")}
-    _neighbour_figure(image, stem, neighbours, train, names, pre, out / f"{stem}_neighbours.png")
+    rows = [[(image, f"{stem}\nnearest: {kind.replace('_', ' ')}")] +
+            [(pre(train[i].path), f"{train[i].path.stem}\n{names[train[i].label]}, d = {d:.2f}") for i, d in found]
+            for kind, found in neighbours.items()]
+    save_figure(panel_grid(rows, panel_in=3.0), out / f"{stem}_neighbours.png", dpi=72)
     top3 = np.argsort(-probs)[:3]
     return {"image": str(image_path), "predicted": names[predicted],
             "true": names[true_label] if true_label is not None else None,
-            "top3": [(names[i], round(float(probs[i]), 4)) for i in top3],
+            "top3": [(names[i], round(float(probs[i]), 4)) for i in top3], "probabilities": p_name,
             "neighbours": {k: [(train[i].path.name, names[train[i].label], round(d, 4)) for i, d in v]
                            for k, v in neighbours.items()},
             "figures": [f"{stem}_explained.png", f"{stem}_neighbours.png"]}
-
-
-def _neighbour_figure(image, stem, neighbours, train, names, pre, path: Path) -> None:
-    plt = _plt()
-    rows = list(neighbours.items())
-    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 3.2 * len(rows)))
-    for r, (kind, found) in enumerate(rows):
-        axes[r, 0].imshow(image)
-        axes[r, 0].set_title(f"{stem}\n{kind.replace('_', ' ')}", fontsize=8)
-        for c, (i, d) in enumerate(found, start=1):
-            axes[r, c].imshow(pre(train[i].path))
-            axes[r, c].set_title(f"{train[i].path.stem}: {names[train[i].label]}\nd={d:.3f}", fontsize=8)
-    for ax in axes.ravel():
-        ax.axis("off")
-    fig.tight_layout()
-    save_small_png(fig, path, dpi=70)
-    plt.close(fig)
 
 
 def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gallery: int = 12) -> Path:
@@ -120,7 +126,8 @@ def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gall
     out = out or run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     logits, labels = run_logits(run_dir, model, dataset, "test", config)
-    probs = softmax(logits)
+    temperature, p_name = run_calibration(run_dir)
+    probs = softmax(logits, temperature)
     predicted = probs.argmax(1)
     names = dataset.class_names
     metrics = json.loads((run_dir / "metrics.json").read_text())["test"]
@@ -131,7 +138,10 @@ def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gall
     pairs = sorted(((int(cm[t, p]), t, p) for t, p in zip(*np.nonzero(cm))), reverse=True)[:10]
     wrong = np.flatnonzero(predicted != labels)
     wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:gallery]  # the most confident mistakes
-    gallery_png = _gallery(run_dir, model, dataset, config, wrong, probs, labels, out / "misclassified_gallery.png")
+    gallery_png = out / "misclassified_gallery.png"
+    gallery_png.unlink(missing_ok=True)
+    if len(wrong):
+        _gallery(run_dir, model, dataset, config, wrong, probs, labels, gallery_png)
     lines = [f"# Error analysis: {config.preset} ({config.protocol} protocol), test split\n",
              f"top-1 {metrics['accuracy']:.2%}, top-5 {metrics['top5_accuracy']:.2%}, "
              f"{len(np.flatnonzero(predicted != labels))} of {len(labels)} misclassified.\n",
@@ -141,9 +151,11 @@ def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gall
     lines += ["\n## Most confused pairs\n", "| true class | predicted as | images |", "|---|---|---|"]
     lines += [f"| {names[t]} | {names[p]} | {n} |" for n, t, p in pairs]
     lines += ["\n## Most confident mistakes\n",
-              "Each: the photo with Grad-CAM for the wrong class, its nearest training image of the wrongly "
-              "predicted class (Euclidean, pooled features), and the top-3 probabilities.\n",
-              f"![gallery]({gallery_png.name})\n", "## All classes\n",
+              *([f"Each: the photo with Grad-CAM for the wrong class and the top-3 ({p_name}), and its nearest "
+                 "training image of the wrongly predicted class (Euclidean, pooled features).\n",
+                 f"![gallery]({gallery_png.name})\n"] if len(wrong) else
+                ["No mistakes on the test split.\n" if gallery else "(gallery not asked for: --gallery 0)\n"]),
+              "## All classes\n",
               "| class | precision | recall | F1 | test images |", "|---|---|---|---|---|"]
     lines += [f"| {c['class']} | {c['precision']:.2f} | {c['recall']:.2f} | {c['f1']:.2f} | {c['support']} |"
               for c in metrics["per_class"]]
@@ -162,20 +174,14 @@ def _gallery(run_dir, model, dataset, config, wrong, probs, labels, path: Path) 
     names = dataset.class_names
     images = load_arrays([test[i] for i in wrong], pre, "loading mistakes")
     queries = embedding_model(model).predict(images.astype(np.float32), verbose=0)
-    plt = _plt()
-    fig, axes = plt.subplots(len(wrong), 2, figsize=(7, 3.6 * max(len(wrong), 1)), squeeze=False)
-    for row, (i, image, query) in enumerate(zip(wrong, images, queries)):
+    rows = []
+    for i, image, query in zip(wrong, images, queries):
         pred = int(probs[i].argmax())
         heat, _ = gradcam(model, spec.gradcam, image, pred)
-        top3 = ", ".join(f"{names[c]} {probs[i, c]:.2f}" for c in np.argsort(-probs[i])[:3])
-        axes[row, 0].imshow(overlay(image, heat))
-        axes[row, 0].set_title(f"{test[i].path.stem}: true {names[labels[i]]}\n{top3}", fontsize=7)
+        top3 = "\n".join(f"{names[c]} {probs[i, c]:.2f}" for c in np.argsort(-probs[i])[:3])
         (j, d), = emb.nearest(query, 1, "euclidean", within_class=pred)
-        axes[row, 1].imshow(pre(train[j].path))
-        axes[row, 1].set_title(f"nearest {names[pred]} in training: {train[j].path.stem} (d={d:.2f})", fontsize=7)
-    for ax in axes.ravel():
-        ax.axis("off")
-    fig.tight_layout()
-    save_small_png(fig, path, dpi=60)
-    plt.close(fig)
+        rows.append([(overlay(image, heat), f"{test[i].path.stem}, true: {names[labels[i]]}\n{top3}"),
+                     (pre(train[j].path), f"nearest {names[pred]}\nin training: {train[j].path.stem}\n"
+                                          f"d = {d:.2f}")])
+    save_figure(panel_grid(rows, panel_in=3.6), path, dpi=72)
     return path

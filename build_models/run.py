@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from flowercam.preprocess import Preprocess
 
+from .console import phase
 from .data import Flowers102
 from .evaluate import plot_confusion, plot_history, split_metrics, write_metrics
 from .images import labels_of, load_arrays
@@ -19,12 +20,16 @@ from .train import evaluation_samples, predict_batches, save_atomically, train
 MODEL_FILE = "model.keras"
 
 
+class RunFolderError(ValueError):
+    """The run folder holds another run."""
+
+
 def start_run(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> dict:
     """Train (or resume) a run and evaluate it; returns its metrics."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
     if config_path.exists() and TrainConfig.from_file(config_path) != config:
-        raise ValueError(f"{run_dir} holds a run with another config; use a new folder")
+        raise RunFolderError(f"{run_dir} holds a run with another config; use another --out")
     config_path.write_text(config.to_json())
     (run_dir / "classes.json").write_text(json.dumps(list(dataset.class_names)))
     t0 = time.perf_counter()
@@ -72,11 +77,12 @@ def evaluate_run(run_dir: Path, dataset: Flowers102, model: keras.Model | None =
         config, model = load_run(run_dir)
     metrics = {"preset": config.preset, "backbone": config.backbone, "protocol": config.protocol,
                "size": config.size, "params": int(model.count_params())}
-    for split in ("val", "test"):
-        logits, labels = run_logits(run_dir, model, dataset, split, config)
-        metrics[split] = split_metrics(logits, labels, dataset.class_names)
-        plot_confusion(logits, labels, run_dir / f"confusion_{split}.png",
-                       f"{config.preset} ({config.protocol}) {split}: top-1 {metrics[split]['accuracy']:.2%}")
+    with phase("evaluation: val and test splits"):
+        for split in ("val", "test"):
+            logits, labels = run_logits(run_dir, model, dataset, split, config)
+            metrics[split] = split_metrics(logits, labels, dataset.class_names)
+            plot_confusion(logits, labels, run_dir / f"confusion_{split}.png",
+                           f"{config.preset} ({config.protocol}) {split}: top-1 {metrics[split]['accuracy']:.2%}")
     if config.protocol == "trainval":
         metrics["val"]["note"] = "val is part of the training data under the trainval protocol"
     timings = run_dir / "timings.json"

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 from flowercam.preprocess import Preprocess
-from rich.progress import Progress
 
 from .augment import augmenter
 from .backbones import BackboneSpec, get_backbone
+from .console import LogProgress, phase, progress
 from .data import Flowers102, Sample
 from .field_views import FieldViews
 from .images import labels_of, load_arrays, load_photos
@@ -82,8 +83,7 @@ def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, pa
     n, batch = len(images), config.batch_size
     shape = (config.views * n, *bottom.output_shape[1:])
     cache = np.lib.format.open_memmap(path.with_suffix(".partial.npy"), "w+", np.float16, shape)
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"caching {config.views} views", total=config.views * n)
+    with progress(f"caching {config.views} views", config.views * n) as advance:
         for view in range(config.views):
             for start in range(0, n, batch):
                 x = images[start:start + batch].astype(np.float32)
@@ -94,7 +94,7 @@ def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, pa
                 if view:
                     x = keras.ops.convert_to_numpy(aug(x, training=True))
                 cache[view * n + start: view * n + start + len(x)] = bottom(x, training=False).numpy()
-                progress.advance(task, len(x))
+                advance(len(x))
     cache.flush()
     del cache
     path.with_suffix(".partial.npy").rename(path)
@@ -112,12 +112,11 @@ def _peers(photos: list, labels: np.ndarray) -> list[list]:
 def predict_batches(model: keras.Model, x: np.ndarray, batch: int = 64, description: str = "predicting"):
     """``model(x)`` in batches with a progress bar (float32 numpy)."""
     outs = []
-    with Progress(transient=True) as progress:
-        task = progress.add_task(description, total=len(x))
+    with progress(description, len(x)) as advance:
         for start in range(0, len(x), batch):
             outs.append(keras.ops.convert_to_numpy(model(np.asarray(x[start:start + batch], np.float32),
                                                          training=False)))
-            progress.advance(task, len(outs[-1]))
+            advance(len(outs[-1]))
     return np.concatenate(outs)
 
 
@@ -149,6 +148,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
         os.replace(tmp, self.state)
 
 
+class EpochLog(keras.callbacks.Callback):
+    """In a log (stdout not a terminal), a line every 30 s inside long epochs: Keras's ``verbose=2`` prints
+    only when an epoch ends, minutes apart in phase 2."""
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self.log = LogProgress(f"epoch {epoch + 1}", self.params.get("steps") or 0, unit="batch", every_percent=101)
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        self.log.advance(1)
+
+
 def save_atomically(save, path: Path) -> None:
     """``save(tmp)`` then rename over ``path``: readers never see a half-written file."""
     tmp = path.with_name(f".tmp-{path.name}")
@@ -162,6 +172,8 @@ def _fit(model: keras.Model, x, y, config: TrainConfig, run_dir: Path, phase: st
     checkpoint = EpochCheckpoint(run_dir / f"checkpoint_{phase}")
     start = checkpoint.restore(model)
     callbacks = [checkpoint, keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True)]
+    if not sys.stdout.isatty():
+        callbacks.append(EpochLog())
     if early_stop:
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.patience,
                                                        restore_best_weights=True))
@@ -192,11 +204,12 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
 
     t0 = time.perf_counter()
     if config.cache:
-        photos = load_photos(train_s, config.size) if config.augment == "field" else None
-        cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy", photos, y_train)
-        del photos
-        val_maps = predict_batches(bottom, x_val, description="caching val")
-        y_views = np.tile(y_train, config.views)
+        with phase(f"cache: frozen bottom of {config.backbone} on {config.views} views of {len(train_s)} images"):
+            photos = load_photos(train_s, config.size) if config.augment == "field" else None
+            cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy", photos, y_train)
+            del photos
+            val_maps = predict_batches(bottom, x_val, description="caching val")
+            y_views = np.tile(y_train, config.views)
     timings["cache_s"] = time.perf_counter() - t0
 
     # Phase 1: head on pooled features of the frozen backbone.
@@ -207,19 +220,20 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
     if head_weights.exists():
         head.load_weights(head_weights)
     else:
-        if config.cache:
-            pooled_top = keras.Sequential([top, pool])
-            x1 = predict_batches(pooled_top, cache, description="pooling")
-            v1 = predict_batches(pooled_top, val_maps, description="pooling val")
-        else:
-            frozen = keras.Sequential([features, pool])
-            x1, v1 = predict_batches(frozen, x_train), predict_batches(frozen, x_val)
-            y_views = y_train
-        steps = int(np.ceil(len(x1) / config.batch_size))
-        lr = CyclicLR(config.clr_base, config.clr_max, config.clr_step_factor * steps, config.clr_policy)
-        _compile(head, config, lr, n_classes)
-        _fit(head, x1, y_views, config, run_dir, "phase1", config.phase1_epochs, (v1, y_val), early)
-        save_atomically(head.save_weights, head_weights)
+        with phase(f"phase 1: new head on the frozen backbone, cyclical LR, up to {config.phase1_epochs} epochs"):
+            if config.cache:
+                pooled_top = keras.Sequential([top, pool])
+                x1 = predict_batches(pooled_top, cache, description="pooling")
+                v1 = predict_batches(pooled_top, val_maps, description="pooling val")
+            else:
+                frozen = keras.Sequential([features, pool])
+                x1, v1 = predict_batches(frozen, x_train), predict_batches(frozen, x_val)
+                y_views = y_train
+            steps = int(np.ceil(len(x1) / config.batch_size))
+            lr = CyclicLR(config.clr_base, config.clr_max, config.clr_step_factor * steps, config.clr_policy)
+            _compile(head, config, lr, n_classes)
+            _fit(head, x1, y_views, config, run_dir, "phase1", config.phase1_epochs, (v1, y_val), early)
+            save_atomically(head.save_weights, head_weights)
     timings["phase1_s"] = time.perf_counter() - t0
 
     # Phase 2: unfreeze the top (BatchNorm stays frozen), train on the cached maps.
@@ -227,18 +241,20 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
     final_weights = run_dir / "phase2.weights.h5"
     resumed_phase2 = final_weights.exists()
     if config.phase2_epochs and not resumed_phase2:
-        if config.cache:
-            inp = keras.Input(bottom.output_shape[1:])
-            model2 = keras.Model(inp, head(pool(top(inp))))
-            x2, y2, v2 = cache, y_views, (val_maps, y_val)
-        else:
-            for layer in bottom.layers:
-                layer.trainable = False
-            model2 = classifier(features, head)
-            x2, y2, v2 = _augmented_dataset(x_train, y_train, config), None, (x_val, y_val)
-        _compile(model2, config, config.phase2_lr, n_classes)
-        _fit(model2, x2, y2, config, run_dir, "phase2", config.phase2_epochs, v2, early)
-        save_atomically(model2.save_weights, final_weights)
+        with phase(f"phase 2: fine-tune the top of the backbone from {spec.split}, up to "
+                   f"{config.phase2_epochs} epochs"):
+            if config.cache:
+                inp = keras.Input(bottom.output_shape[1:])
+                model2 = keras.Model(inp, head(pool(top(inp))))
+                x2, y2, v2 = cache, y_views, (val_maps, y_val)
+            else:
+                for layer in bottom.layers:
+                    layer.trainable = False
+                model2 = classifier(features, head)
+                x2, y2, v2 = _augmented_dataset(x_train, y_train, config), None, (x_val, y_val)
+            _compile(model2, config, config.phase2_lr, n_classes)
+            _fit(model2, x2, y2, config, run_dir, "phase2", config.phase2_epochs, v2, early)
+            save_atomically(model2.save_weights, final_weights)
     timings["phase2_s"] = time.perf_counter() - t0
     model = classifier(features, head)
     if resumed_phase2 and config.phase2_epochs:  # phase 2 finished in an earlier, interrupted process

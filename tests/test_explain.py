@@ -18,6 +18,15 @@ def _images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def _superpixels(image: np.ndarray) -> np.ndarray:
+    """About 16 SLIC superpixels of a 0-255 image (no Lab conversion: it expects 0-1 and merges noise to one)."""
+    from skimage.segmentation import slic
+
+    segments = slic(image, n_segments=16, compactness=10, start_label=0, convert2lab=False)
+    assert len(np.unique(segments)) >= 8
+    return segments
+
+
 @pytest.fixture(scope="module")
 def patch_model():
     keras.utils.set_random_seed(0)
@@ -46,11 +55,9 @@ def test_gradcam_peaks_in_the_patch_corner(patch_model):
 
 
 def test_lime_top_superpixel_is_in_the_patch_corner(patch_model):
-    from skimage.segmentation import slic
-
     image, _ = _images(2, np.random.default_rng(6))
     explanation = lime_explanation(patch_model, image[1], labels=(1,), num_samples=200,
-                                   segmenter=lambda img: slic(img, n_segments=16, compactness=10, start_label=0))
+                                   segmenter=_superpixels)
     mask = top_superpixel_mask(explanation, 1)
     rows, cols = np.nonzero(mask)
     assert rows.mean() < SIZE / 2 and cols.mean() < SIZE / 2  # the corner's quadrant
@@ -72,3 +79,66 @@ def test_similarity_search_finds_the_image_itself_first(patch_model, tmp_path):
     same_class = emb.nearest(queries[3], k=3, within_class=0)
     assert all(y[i] == 0 for i, _ in same_class)
     assert Embeddings.load_or_compute(tmp_path / "emb.npz", patch_model, lambda: 1 / 0, y, []).vectors.shape[0] == 20
+
+
+def test_lime_panel_colours_the_chosen_regions_and_dims_the_rest(patch_model):
+    from build_models.explain import lime_panel
+
+    image, _ = _images(2, np.random.default_rng(6))
+    explanation = lime_explanation(patch_model, image[1], labels=(1,), num_samples=200,
+                                   segmenter=_superpixels)
+    panel, mask = lime_panel(image[1], explanation, 1, num_features=1)
+    assert panel.shape == image[1].shape and panel.dtype == np.uint8 and 0 < mask.mean() < 1
+    diff = np.abs(panel.astype(float) - image[1])
+    assert diff[mask].mean() > 25  # tinted
+    assert panel[mask][:, 1].mean() > image[1][mask][:, 1].mean()  # green goes up where LIME chose
+    assert panel[~mask].mean() < 0.6 * image[1][~mask].mean()  # the rest is dimmed
+    assert mask[:PATCH, :PATCH].mean() > 0.3
+
+
+@pytest.fixture(scope="module")
+def weak_run(dataset_dir, tmp_path_factory):
+    """A tiny lite0 run trained for one epoch: it makes mistakes, so every figure type has something to show."""
+    from build_models.data import load_flowers102
+    from build_models.presets import get_preset
+    from build_models.run import start_run
+
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    start_run(get_preset("tiny", phase1_epochs=1, phase2_epochs=0), load_flowers102(dataset_dir), run)
+    return run
+
+
+def test_every_figure_type_renders_with_its_titles_inside_the_canvas(weak_run, dataset_dir, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from build_models import report
+    from build_models.data import load_flowers102
+
+    saved: list[str] = []
+    real_save = report.save_figure
+
+    def checked_save(fig, path, dpi=80):
+        fig.canvas.draw()
+        width, height = fig.bbox.width, fig.bbox.height
+        texts = [ax.title for ax in fig.axes if ax.get_title()] + ([fig._suptitle] if fig._suptitle else [])
+        assert texts
+        for text in texts:
+            box = text.get_window_extent()
+            assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, text.get_text()
+            assert text.get_fontsize() >= 11
+        real_save(fig, path, dpi)
+        saved.append(path.name)
+        with Image.open(path) as image:
+            assert image.mode == "RGB"  # no palette: smooth heatmaps
+
+    monkeypatch.setattr(report, "save_figure", checked_save)
+    ds = load_flowers102(dataset_dir)
+    sample = ds.test[0]
+    summary = report.explain_image(weak_run, ds, sample.path, tmp_path / "explain", sample.label, lime_samples=40)
+    assert "uncalibrated (T = 1" in summary["probabilities"]  # not exported: said plainly
+    index = report.report_run(weak_run, ds, tmp_path / "report", gallery=3)
+    assert saved == [f"{sample.path.stem}_explained.png", f"{sample.path.stem}_neighbours.png",
+                     "misclassified_gallery.png"]
+    assert "![gallery](misclassified_gallery.png)" in index.read_text()
+    no_gallery = report.report_run(weak_run, ds, tmp_path / "report0", gallery=0)
+    assert "--gallery 0" in no_gallery.read_text() and not (tmp_path / "report0" / "misclassified_gallery.png").exists()

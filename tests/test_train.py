@@ -103,3 +103,49 @@ def test_lr_range_test_writes_plot_and_band(dataset_dir, tmp_path):
     assert 0 < base < top
     assert (tmp_path / "lr_range_test.png").stat().st_size > 1000
     assert len(json.loads((tmp_path / "lr_range_test.json").read_text())["lr"]) > 5
+
+
+def test_piped_log_shows_progress_and_phases_without_gpu_noise(dataset_dir, tmp_path):
+    """stdout is a pipe, as under nohup or tee: plain progress and phase lines, no CUDA/absl start-up lines;
+    the default run folder is runs/PRESET-PROTOCOL, and --out names the run folder itself."""
+    args = [sys.executable, "-m", "build_models", "train", "tiny", "--data", str(dataset_dir)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    for line in ("TensorFlow", "caching 2 views: ", "== cache:", "== phase 1:", "== phase 2:", "== evaluation:",
+                 "next: build-models export runs/tiny-paper"):
+        assert line in log, line
+    assert sum(" done in " in line for line in log.splitlines()) >= 8  # every task and phase ends with its time
+    for noise in ("cuda", "cuInit", "absl", "I0000", "E0000", "oneDNN"):
+        assert noise not in log, noise
+    assert (tmp_path / "runs" / "tiny-paper" / "model.keras").exists()
+
+    elsewhere = tmp_path / "data" / "try1"
+    done = subprocess.run([*args, "--out", str(elsewhere), "--phase1-epochs", "1", "--phase2-epochs", "0"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (elsewhere / "model.keras").exists() and (elsewhere / "cache_train.npy").exists()
+    clash = subprocess.run([*args, "--out", str(elsewhere), "--size", "48"], capture_output=True, text=True,
+                           timeout=600)
+    assert clash.returncode == 2 and clash.stderr.strip().count("\n") == 0, clash.stderr
+    assert "holds a run with another config" in clash.stderr
+
+
+def test_log_progress_lines(monkeypatch):
+    from build_models import console
+
+    now = [0.0]
+    monkeypatch.setattr(console.time, "monotonic", lambda: now[0])
+    lines: list[str] = []
+    log = console.LogProgress("caching", 1000, write=lines.append)
+    for _ in range(100):  # 10 images a second, 100 s
+        now[0] += 1.0
+        log.advance(10)
+    log.close()
+    assert lines[0] == "caching: 50/1000 (5%), 10.0 img/s, elapsed 0:05, ETA 1:35"
+    assert len(lines) == 20 and lines[-1] == "caching: 1000/1000 done in 1:40, 10.0 img/s"
+    slow: list[str] = []
+    log = console.LogProgress("slow", 1000, write=slow.append)
+    now[0] += 31.0
+    log.advance(1)  # under 5 %, but 30 s passed
+    assert slow == ["slow: 1/1000 (0%), 0.0 img/s, elapsed 0:31, ETA 8:36:09"]
