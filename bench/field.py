@@ -52,7 +52,10 @@ def test_split(model: Path, data: Path | None, crops: str) -> dict:
         *truth).splitlines()]
     rows = [r for r in rows if "index" in r]
     n = len(rows)
+    from calibration.temperature import top1_calibration_error
+
     return {"images": n, "top1": sum(r["index"] == truth[r["path"]] for r in rows) / n,
+            "ece": top1_calibration_error([r["score"] for r in rows], [r["index"] == truth[r["path"]] for r in rows]),
             "uncertain": sum(r["uncertain"] for r in rows) / n,
             "confident_wrong": sum(r["index"] != truth[r["path"]] and not r["uncertain"] for r in rows) / n,
             "mean_latency_ms": {k: round(sum(r["latency_ms"][k] for r in rows) / n, 2) for k in rows[0]["latency_ms"]}}

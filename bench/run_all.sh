@@ -42,11 +42,15 @@ PY
     --chosen-on "field_dev (bench/field_experiments.py), never the test split"
 cp runs/lite0-field-trainval/export/lite0-field_int8.tflite device/models/flowercam.tflite
 cp runs/lite0-field-trainval/export/lite0-field_int8.json device/models/flowercam.json
+cp runs/lite0-field-trainval/export/labels.txt device/models/labels.txt
 python bench/calibration_size.py runs/lite0-paper
 python bench/classify_test_split.py
 python bench/latency.py
 python bench/shipped_bench.py
 python bench/field.py
+python bench/clients.py
+python bench/own_flowers.py
+bash bench/docs_figures.sh
 python bench/daemon_soak.py --minutes 10
 python bench/cache_speedup.py
 python bench/data_checks.py

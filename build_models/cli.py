@@ -10,11 +10,25 @@ import typer
 
 from .presets import PRESETS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Build flowercam models: check data, train, evaluate, export to TFLite.")
 
 DataOpt = Annotated[Path | None, typer.Option("--data", "-d", envvar="FLOWERCAM_DATA",
-                                              help="Oxford 102 folder (official layout).")]
+                                              help="Oxford 102 folder (official layout), or a folder of class "
+                                              "folders (DATA/<class>/*.jpg, or DATA/train|val|test/<class>/).")]
+SplitOpt = Annotated[str, typer.Option("--split", help="Class folders without train/ test/ folders: train/val/test "
+                                       "shares of each class.")]
+SplitSeedOpt = Annotated[int, typer.Option("--split-seed", help="Seed of that split.")]
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        ratios = tuple(float(part) for part in text.split("/"))
+    except ValueError:
+        ratios = ()
+    if len(ratios) != 3:
+        raise fail(f"--split {text!r}: expected three shares like 0.7/0.15/0.15", 2)
+    return ratios  # type: ignore[return-value]
 
 
 @app.callback()
@@ -47,28 +61,36 @@ def data(
     data_dir: DataOpt = None,
     md5: Annotated[Path | None, typer.Option(help="Check files against an originals.md5 list.")] = None,
     skip_decode: Annotated[bool, typer.Option("--skip-decode", help="Do not decode every image.")] = False,
+    split: SplitOpt = "0.7/0.15/0.15",
+    split_seed: SplitSeedOpt = 0,
 ) -> None:
-    """Check the dataset and print its splits, class balance and image sizes. Exit 0 only if whole."""
+    """Check the dataset: layout, splits, photos per class, unreadable files, duplicates across splits, classes
+    too small to train, imbalance. Exit 0 only if whole."""
     from .console import progress
-    from .data import DatasetError, check_images, check_md5, load_flowers102
+    from .data import check_images, check_md5
 
-    try:
-        ds = load_flowers102(data_dir)
-    except DatasetError as err:
-        raise fail(str(err)) from None
+    ds = _load_data(data_dir, ratios=_ratios(split), seed=split_seed)
     samples = list(ds.train + ds.val + ds.test)
     typer.echo(f"dataset: {ds.root}")
-    typer.echo(f"classes: {ds.num_classes}")
-    for name in ("train", "val", "test"):
-        split = ds.split(name)
-        counts = [0] * ds.num_classes
-        for s in split:
-            counts[s.label] += 1
-        typer.echo(f"{name:5s}: {len(split):5d} images, per class min {min(counts)} max {max(counts)}")
     problems: list[str] = []
+    if ds.split_record is not None:
+        from .folders import Split, data_report
+
+        lines, problems = data_report(ds, Split.from_json(ds.split_record))
+        typer.echo("\n".join(lines))
+    else:
+        typer.echo("layout: Oxford 102 (official files)")
+        typer.echo(f"classes: {ds.num_classes}")
+        for name in ("train", "val", "test"):
+            split_samples = ds.split(name)
+            counts = [0] * ds.num_classes
+            for s in split_samples:
+                counts[s.label] += 1
+            typer.echo(f"{name:5s}: {len(split_samples):5d} images, per class min {min(counts)} max {max(counts)}")
     if not skip_decode:
         with progress("decoding", len(samples)) as advance:
-            problems, sizes = check_images(samples, progress=advance)
+            decode_problems, sizes = check_images(samples, advance, ds.root if ds.split_record else None)
+        problems += decode_problems
         typer.echo(f"image size: width {sizes[0]}..{sizes[2]}, height {sizes[1]}..{sizes[3]} px")
     if md5 is not None:
         problems += check_md5(samples, md5)
@@ -95,11 +117,13 @@ def make_test_data(
     typer.echo(f"wrote {classes * per_class} images of {classes} classes to {out}")
 
 
-def _load_data(data_dir: Path | None):
-    from .data import DatasetError, load_flowers102
+def _load_data(data_dir: Path | None, run: Path | None = None, ratios: tuple[float, float, float] | None = None,
+               seed: int | None = None):
+    """The dataset (Oxford layout or class folders; for class folders, split as ``run`` recorded it)."""
+    from .data import DatasetError, load_dataset
 
     try:
-        return load_flowers102(data_dir)
+        return load_dataset(data_dir, run, ratios, seed)
     except DatasetError as err:
         raise fail(str(err)) from None
 
@@ -119,6 +143,8 @@ def train_cmd(
     cache: Annotated[bool, typer.Option(help="Train on cached frozen features.")] = True,
     max_per_class: Annotated[int | None, typer.Option(help="Use at most this many images per class and "
                                                       "split (quick runs).")] = None,
+    split: SplitOpt = "0.7/0.15/0.15",
+    split_seed: SplitSeedOpt = 0,
 ) -> None:
     """Train a preset (two phases, cached features) and evaluate it; writes a run folder.
 
@@ -138,12 +164,16 @@ def train_cmd(
         from dataclasses import replace
 
         config = replace(config, weights=None)
-    dataset = _load_data(data_dir)
     run_dir = out or Path("runs") / f"{config.preset}-{config.protocol}"
+    dataset = _load_data(data_dir, run_dir, _ratios(split), split_seed)
+    from .data import DatasetError
+
     try:
         metrics = start_run(config, dataset, run_dir)
     except RunFolderError as err:
         raise fail(str(err), 2) from None
+    except DatasetError as err:
+        raise fail(str(err)) from None
     typer.echo(f"{run_dir}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 "
                f"{metrics['test']['accuracy']:.2%}, trained in {metrics['train_wall_s']:.0f} s")
     typer.echo(f"  model:   {run_dir / 'model.keras'}\n  metrics: {run_dir / 'metrics.json'}\n"
@@ -159,7 +189,7 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder.")], data_dir:
 
     for stale in run.glob("logits_*.npz"):
         stale.unlink()
-    metrics = evaluate_run(run, _load_data(data_dir))
+    metrics = evaluate_run(run, _load_data(data_dir, run))
     typer.echo(f"{run}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 {metrics['test']['accuracy']:.2%}")
 
 
@@ -186,6 +216,9 @@ def export(
     other_crops: Annotated[str | None, typer.Option(
         help="Thresholds of the other crop set, CROPS=UNCERTAIN/SIMILARITY, e.g. center=0.775/0.51.")] = None,
     chosen_on: Annotated[str, typer.Option(help="Where the thresholds were chosen (for the model card).")] = "",
+    scores: Annotated[str, typer.Option(help="probabilities: softmax with the temperature inside the model, "
+                                        "so that any TFLite client reads calibrated scores; logits: the device "
+                                        "applies it.")] = "probabilities",
 ) -> None:
     """Export a run to TFLite float32, float16 and int8 with sidecars, measured with the interpreter."""
     _start_tensorflow()
@@ -197,6 +230,14 @@ def export(
 
     if crops not in CROP_SETS:
         raise fail(f"--crops {crops!r}: expected one of {', '.join(CROP_SETS)}", 2)
+    if scores not in ("probabilities", "logits"):
+        raise fail(f"--scores {scores!r}: expected probabilities or logits", 2)
+    from .metadata import MetadataWriterMissing, check_writers
+
+    try:
+        check_writers()
+    except MetadataWriterMissing as err:
+        raise fail(str(err), 2) from None
     temperature = None
     if temperature_from is not None and temperature_from.is_dir():
         from .export import run_temperature
@@ -218,8 +259,8 @@ def export(
     rule = UncertainRule(uncertain_below, similarity, similarity_below, crops, chosen_on, by_crops)
     source = f"fitted on the val split of {temperature_from}" if temperature_from and temperature_from.is_dir() \
         else f"from {temperature_from.name}" if temperature_from else "given"
-    report = export_run(run, _load_data(data_dir), out, calibration_images, calibration_folder, temperature,
-                        edgetpu=edgetpu, rule=rule, temperature_source=source)
+    report = export_run(run, _load_data(data_dir, run), out, calibration_images, calibration_folder, temperature,
+                        edgetpu=edgetpu, rule=rule, temperature_source=source, scores=scores)
     typer.echo(f"{'model':10s} {'MB':>7s} {'val':>7s} {'test':>7s} {'agree':>7s}  Edge TPU")
     typer.echo(f"{'keras':10s} {'':7s} {report['keras']['val']:7.2%} {report['keras']['test']:7.2%}")
     for precision, m in report["models"].items():
@@ -263,7 +304,7 @@ def explain(
     from .console import progress
     from .report import explain_image
 
-    dataset = _load_data(data_dir)
+    dataset = _load_data(data_dir, run)
     by_id = {s.image_id: s for s in dataset.train + dataset.val + dataset.test}
     out = out or run / "explain"
     summaries = []
@@ -275,8 +316,9 @@ def explain(
             advance(1)
     lines = ["# Explanations\n"]
     for s in summaries:
+        top3 = ", ".join(f"{name} {p:.1%}" for name, p in s["top3"])
         lines += [f"## {Path(s['image']).name}: predicted {s['predicted']}, true {s['true']}\n",
-                  f"top-3: {s['top3']}\n", *[f"![{f}]({f})\n" for f in s["figures"]]]
+                  f"top-3 ({s['probabilities']}): {top3}\n", *[f"![{f}]({f})\n" for f in s["figures"]]]
     (out / "index.md").write_text("\n".join(lines))
     (out / "explanations.json").write_text(json.dumps(summaries, indent=2))
     typer.echo(f"wrote {out / 'index.md'}")
@@ -293,7 +335,7 @@ def report(
     _start_tensorflow()
     from .report import report_run
 
-    typer.echo(f"wrote {report_run(run, _load_data(data_dir), out, gallery)}")
+    typer.echo(f"wrote {report_run(run, _load_data(data_dir, run), out, gallery)}")
 
 
 BUILD_PACKAGES = ("tensorflow", "keras", "scipy", "sklearn", "matplotlib", "rich", "lime")

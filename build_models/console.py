@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,26 +93,16 @@ def quiet_tensorflow() -> str:
     and return one line naming the device it will use. With ``FLOWERCAM_TF_LOGS=1`` nothing is held back.
 
     The lines are written by C++ straight to file descriptor 2, so they are caught there; if the import
-    fails, what was caught is replayed before the error.
+    fails, what was caught is passed on with the error.
     """
     if os.environ.get(TF_LOGS_ENV, "") not in ("", "0"):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return _describe_devices()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            line = _describe_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    from flowercam.runtime import filtered_stderr
+
+    with filtered_stderr(lambda line: False):
+        line = _describe_devices()
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.ERROR)

@@ -1,4 +1,5 @@
-"""The Oxford 102 Category Flower Dataset in its official layout, read and validated.
+"""The Oxford 102 Category Flower Dataset in its official layout, read and validated (and the entry point
+:func:`load_dataset`, which also reads a folder of class folders: :mod:`build_models.folders`).
 
 Layout: ``102flowers.tgz`` (holding ``jpg/``) or the extracted ``jpg/`` folder, plus
 ``imagelabels.mat`` (``labels``: 1×N, classes 1..102) and ``setid.mat`` (``trnid``,
@@ -45,6 +46,7 @@ class Flowers102:
     val: tuple[Sample, ...]
     test: tuple[Sample, ...]
     problems: tuple[str, ...] = field(default=())
+    split_record: str | None = None  # class folders: the split as JSON, for the run folder (folders.SPLIT_FILE)
 
     @property
     def num_classes(self) -> int:
@@ -162,6 +164,29 @@ def load_flowers102(data: str | Path | None = None) -> Flowers102:
     return Flowers102(root, read_class_names(root, num_classes), **splits)
 
 
+def is_oxford_layout(root: Path) -> bool:
+    """The official layout: ``imagelabels.mat``, ``setid.mat``, ``jpg/`` or ``102flowers.tgz``."""
+    return any((root / name).exists() for name in ("imagelabels.mat", "setid.mat", "jpg", "102flowers.tgz"))
+
+
+def load_dataset(data: str | Path | None = None, run: Path | None = None,
+                 ratios: tuple[float, float, float] | None = None, seed: int | None = None) -> Flowers102:
+    """The Oxford layout, or a folder of class folders (see :mod:`build_models.folders`) split as the run
+    folder ``run`` recorded it, else by ``ratios`` and ``seed``."""
+    root = resolve_root(data)
+    if is_oxford_layout(root):
+        return load_flowers102(root)
+    from dataclasses import replace
+
+    from .folders import DEFAULT_RATIOS, DEFAULT_SEED, SPLIT_FILE, Split, load_class_folders
+
+    recorded = run / SPLIT_FILE if run is not None else None
+    split = Split.from_file(recorded) if recorded is not None and recorded.is_file() else None
+    dataset, split = load_class_folders(root, split, ratios or DEFAULT_RATIOS,
+                                        DEFAULT_SEED if seed is None else seed)
+    return replace(dataset, split_record=split.to_json())
+
+
 def check_split_ids(split_ids: dict[str, np.ndarray], num_images: int) -> list[str]:
     """Problems with the split ids: out of range, duplicated, overlapping, or not covering 1..N."""
     problems = []
@@ -184,9 +209,10 @@ def check_split_ids(split_ids: dict[str, np.ndarray], num_images: int) -> list[s
     return problems
 
 
-def check_images(samples: list[Sample], progress: Callable[[int], None] | None = None,
+def check_images(samples: list[Sample], progress: Callable[[int], None] | None = None, root: Path | None = None,
                  ) -> tuple[list[str], tuple[int, int, int, int]]:
-    """Decode every image fully. Returns (problems naming the image id, (min w, min h, max w, max h))."""
+    """Decode every image fully. Returns (problems naming the image id, (min w, min h, max w, max h)); with
+    ``root``, photos are named by their path under it (class folders) instead."""
     from PIL import Image
 
     problems = []
@@ -198,7 +224,8 @@ def check_images(samples: list[Sample], progress: Callable[[int], None] | None =
                 widths.append(image.width)
                 heights.append(image.height)
         except Exception as err:
-            problems.append(f"image id {sample.image_id} ({sample.path.name}): corrupt or truncated JPEG "
+            name = str(sample.path.relative_to(root)) if root else f"image id {sample.image_id} ({sample.path.name})"
+            problems.append(f"{name}: corrupt or truncated {'photo' if root else 'JPEG'} "
                             f"({' '.join(str(err).split())[:120]})")
         if progress:
             progress(1)

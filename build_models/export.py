@@ -6,6 +6,8 @@ logits; nothing stays in float, so it is Edge TPU ready. Each model gets a JSON 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -69,7 +71,8 @@ def convert(model, size: int, precision: str, representative=None) -> bytes:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
-    return converter.convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the traced signature, ~100 lines a model
+        return converter.convert()
 
 
 def tflite_logits(path: Path, images: np.ndarray, threads: int = 2, description: str = "") -> np.ndarray:
@@ -137,6 +140,17 @@ def with_similarity(model, means: np.ndarray):
     return keras.Model(model.input, [model.output, similarity], name="flowercam_with_similarity")
 
 
+def with_probabilities(model, temperature: float):
+    """The classifier with calibrated probabilities as its class output: softmax(logits / T) inside the graph
+    (one MUL and one SOFTMAX, both integer ops the Edge TPU runs), so that any TFLite client reads them."""
+    import keras
+
+    outputs = model.outputs
+    scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature")(outputs[0])
+    probabilities = keras.layers.Softmax(name="probabilities")(scaled)
+    return keras.Model(model.input, [probabilities, *outputs[1:]], name=f"{model.name}_probabilities")
+
+
 def _tensor_spec(detail: dict) -> TensorSpec:
     scale, zero_point = detail["quantization"]
     return TensorSpec(tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name, float(scale),
@@ -146,8 +160,14 @@ def _tensor_spec(detail: dict) -> TensorSpec:
 def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, calibration_images: int = 300,
                calibration_folder: Path | None = None, temperature: float | None = None,
                name: str | None = None, edgetpu: bool = False, seed: int = 0,
-               rule: UncertainRule | None = None, temperature_source: str = "given") -> dict:
-    """Write the three models and sidecars, measure them on val and test; returns the report."""
+               rule: UncertainRule | None = None, temperature_source: str = "given",
+               scores: str = "probabilities") -> dict:
+    """Write the three models (with TFLite Metadata) and sidecars, measure them on val and test; returns the
+    report. ``scores``: "probabilities" puts softmax(logits / T) inside the graph, so T is fixed (given, or fitted
+    on the float model's val logits) before conversion; "logits" leaves it to the device, and fits T on the int8
+    model's val logits."""
+    from .metadata import embed_metadata
+
     rule = rule or UncertainRule()
     config, model = load_run(run_dir)
     out_dir = out_dir or run_dir / "export"
@@ -163,7 +183,12 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
         train_x = load_arrays(train_s, pre, "loading train")
         embeddings = predict_batches(embedding_model(model), train_x, description="embedding train")
         model = with_similarity(model, class_means(embeddings, labels_of(train_s), dataset.num_classes))
-    report: dict = {"run": str(run_dir), "preset": config.preset, "protocol": config.protocol,
+    t, fitted_on = temperature, temperature_source
+    if scores == "probabilities":
+        if t is None:
+            t, fitted_on = fit_temperature(keras_logits["val"], data["val"][1]), "val (float model)"
+        model = with_probabilities(model, t)
+    report: dict = {"run": str(run_dir), "preset": config.preset, "protocol": config.protocol, "scores": scores,
                     "calibration_images": len(calib), "uncertain_rule": asdict(rule), "models": {}}
     for split in data:
         report.setdefault("keras", {})[split] = _accuracy(keras_logits[split], data[split][1])
@@ -171,18 +196,28 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
     for precision in PRECISIONS:
         path = out_dir / f"{name}_{precision}.tflite"
         path.write_bytes(convert(model, config.size, precision, representative_dataset(calib, pre)))
+        report.setdefault("size_mb_without_metadata", {})[precision] = round(path.stat().st_size / 1e6, 3)
+        embed_metadata(path, dataset.class_names, f"flowercam {name} ({precision})",
+                       f"Flower classifier, {len(dataset.class_names)} classes (Oxford 102 Category Flower "
+                       f"Dataset names), {config.backbone} at {config.size} px, {precision}; run {run_dir.name}.",
+                       "1", scores)
         all_logits[precision] = {s: tflite_logits(path, data[s][0], description=f"{precision} {s}") for s in data}
         report["models"][precision] = _measure(path, all_logits[precision], keras_logits, data)
     int8 = all_logits["int8"]
-    fitted = temperature is None
-    t = fit_temperature(int8["val"], data["val"][1]) if fitted else temperature
-    report["calibration"] = _calibration(out_dir / f"{name}_reliability.png", int8["test"], data["test"][1], t,
-                                         "val (int8 model)" if fitted else temperature_source)
+    if scores == "logits":
+        if t is None:
+            t, fitted_on = fit_temperature(int8["val"], data["val"][1]), "val (int8 model)"
+        before, after = softmax(int8["test"]), softmax(int8["test"], t)
+    else:  # the int8 outputs are the calibrated probabilities; "before" is the float model at T = 1
+        before, after = softmax(keras_logits["test"]), int8["test"] / int8["test"].sum(1, keepdims=True)
+    report["calibration"] = _calibration(out_dir / f"{name}_reliability.png", before, after, data["test"][1], t,
+                                         fitted_on)
     for precision in PRECISIONS:
         metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
         metrics.pop("file")
         write_model_sidecar(out_dir / f"{name}_{precision}.tflite", pre, dataset.class_names, precision, t,
-                            config.backbone, run_dir.name, metrics, rule=rule, calibration_images=len(calib))
+                            config.backbone, run_dir.name, metrics, rule=rule, calibration_images=len(calib),
+                            output_kind=scores)
     if edgetpu:
         report["edgetpu_compiler"] = compile_edgetpu(out_dir / f"{name}_int8.tflite")
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -217,9 +252,9 @@ def _measure(path: Path, logits: dict, keras_logits: dict, data: dict) -> dict:
     return measured
 
 
-def _calibration(png: Path, test_logits: np.ndarray, labels: np.ndarray, t: float, fitted_on: str) -> dict:
-    """ECE on test before and after temperature ``t``, and the reliability diagram."""
-    before, after = softmax(test_logits), softmax(test_logits, t)
+def _calibration(png: Path, before: np.ndarray, after: np.ndarray, labels: np.ndarray, t: float,
+                 fitted_on: str) -> dict:
+    """ECE on test of the probabilities before and after temperature ``t``, and the reliability diagram."""
     reliability_diagram(before, after, labels, png, title=f"int8 on test, T={t:.3f} ({fitted_on})")
     return {"temperature": t, "fitted_on": fitted_on,
             "test_ece_before": expected_calibration_error(before, labels),
@@ -236,7 +271,7 @@ def write_tflite(model, path: Path, pre: Preprocess, labels: tuple[str, ...], pr
 
 def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str, temperature: float,
                         backbone: str, run: str, metrics: dict, rule: UncertainRule | None = None,
-                        calibration_images: int | None = None) -> Sidecar:
+                        calibration_images: int | None = None, output_kind: str = "logits") -> Sidecar:
     """The sidecar of an existing .tflite, from its tensors and what the caller knows."""
     rule = rule or UncertainRule()
     interpreter, _ = make_interpreter(path)
@@ -244,7 +279,8 @@ def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], pr
     similarity = _tensor_spec(outputs[1]) if len(outputs) > 1 else None
     sidecar = Sidecar(sha256=sha256_file(path), input=_tensor_spec(interpreter.get_input_details()[0]),
                       output=_tensor_spec(outputs[0]), preprocess=pre,
-                      labels=tuple(labels), precision=precision, temperature=round(float(temperature), 6),
+                      labels=tuple(labels), precision=precision, output_kind=output_kind,
+                      temperature=round(float(temperature), 6),
                       uncertain_below=rule.uncertain_below, crops=rule.crops, similarity=similarity,
                       similarity_below=rule.similarity_below if similarity is not None else None,
                       calibration_images=calibration_images,

@@ -6,18 +6,24 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from flowercam.preprocess import Preprocess, decode
+from flowercam.preprocess import ImageError, Preprocess, decode
 from PIL import Image
 
 from .console import progress
-from .data import Sample
+from .data import DatasetError, Sample
 
 
 def load_arrays(samples: Sequence[Sample], spec: Preprocess, description: str = "loading") -> np.ndarray:
     """Decode and preprocess samples exactly as the device does. Returns (N, size, size, 3) uint8."""
     out = np.empty((len(samples), spec.size, spec.size, 3), dtype=np.uint8)
+    def load(sample: Sample) -> np.ndarray:
+        try:
+            return spec(sample.path)
+        except ImageError as err:
+            raise DatasetError(f"{err} (build-models data lists every unreadable photo)") from None
+
     with progress(description, len(samples)) as advance, ThreadPoolExecutor(2) as pool:
-        for i, array in enumerate(pool.map(lambda s: spec(s.path), samples)):
+        for i, array in enumerate(pool.map(load, samples)):
             out[i] = array
             advance(1)
     return out

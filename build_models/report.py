@@ -45,14 +45,21 @@ def panel_grid(rows: list[list[tuple[np.ndarray, str]]], panel_in: float = 3.4):
 
 
 def save_figure(fig, path: Path, dpi: int = 80) -> None:
-    """Full-colour PNG (no palette banding), optimized; the canvas size keeps it small."""
+    """Save a figure of photos: JPEG (quality 90) keeps photos and smooth heatmaps small without the colour
+    bands of a 256-colour PNG; ``.png`` paths get a full-colour PNG."""
+    from io import BytesIO
+
     from PIL import Image
 
-    fig.savefig(path, dpi=dpi)
+    buffer = BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
     _plt().close(fig)
-    with Image.open(path) as image:
+    with Image.open(buffer) as image:
         rgb = image.convert("RGB")
-    rgb.save(path, optimize=True)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        rgb.save(path, quality=90, optimize=True, progressive=True)
+    else:
+        rgb.save(path, optimize=True)
 
 
 def run_calibration(run_dir: Path) -> tuple[float, str]:
@@ -96,11 +103,11 @@ def explain_image(run_dir: Path, dataset: Flowers102, image_path: Path, out: Pat
     for cls in classes:
         heat, _ = gradcam(model, spec.gradcam, image, cls)
         role = "predicted" if cls == predicted else "true"
-        panels += [(overlay(image, heat), f"Grad-CAM, {role}:\n{names[cls]}, p = {probs[cls]:.2f}"),
+        panels += [(overlay(image, heat), f"Grad-CAM, {role}:\n{names[cls]} {probs[cls]:.1%}"),
                    (lime_panel(image, explanation, cls)[0], f"LIME, {role} (green: for it)\n{names[cls]}")]
     fig = panel_grid([panels])
     fig.suptitle(p_name, fontsize=TITLE_SIZE - 1)
-    save_figure(fig, out / f"{stem}_explained.png")
+    save_figure(fig, out / f"{stem}_explained.jpg")
     emb, train = train_embeddings(run_dir, model, dataset, config)
     from .explain import embedding_model
 
@@ -110,14 +117,14 @@ def explain_image(run_dir: Path, dataset: Flowers102, image_path: Path, out: Pat
     rows = [[(image, f"{stem}\nnearest: {kind.replace('_', ' ')}")] +
             [(pre(train[i].path), f"{train[i].path.stem}\n{names[train[i].label]}, d = {d:.2f}") for i, d in found]
             for kind, found in neighbours.items()]
-    save_figure(panel_grid(rows, panel_in=3.0), out / f"{stem}_neighbours.png", dpi=72)
+    save_figure(panel_grid(rows, panel_in=3.0), out / f"{stem}_neighbours.jpg", dpi=72)
     top3 = np.argsort(-probs)[:3]
     return {"image": str(image_path), "predicted": names[predicted],
             "true": names[true_label] if true_label is not None else None,
             "top3": [(names[i], round(float(probs[i]), 4)) for i in top3], "probabilities": p_name,
             "neighbours": {k: [(train[i].path.name, names[train[i].label], round(d, 4)) for i, d in v]
                            for k, v in neighbours.items()},
-            "figures": [f"{stem}_explained.png", f"{stem}_neighbours.png"]}
+            "figures": [f"{stem}_explained.jpg", f"{stem}_neighbours.jpg"]}
 
 
 def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gallery: int = 12) -> Path:
@@ -138,13 +145,20 @@ def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gall
     pairs = sorted(((int(cm[t, p]), t, p) for t, p in zip(*np.nonzero(cm))), reverse=True)[:10]
     wrong = np.flatnonzero(predicted != labels)
     wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:gallery]  # the most confident mistakes
-    gallery_png = out / "misclassified_gallery.png"
-    gallery_png.unlink(missing_ok=True)
+    gallery_file = out / "misclassified_gallery.jpg"
+    gallery_file.unlink(missing_ok=True)
     if len(wrong):
-        _gallery(run_dir, model, dataset, config, wrong, probs, labels, gallery_png)
+        _gallery(run_dir, model, dataset, config, wrong, probs, labels, gallery_file)
+    from .folders import MIN_TRAIN
+    from .train import training_samples
+
+    trained = np.bincount(labels_of(training_samples(config, dataset)[0]), minlength=len(names))
+    weak = [f"{names[c]} ({trained[c]})" for c in np.flatnonzero(trained < MIN_TRAIN)]
     lines = [f"# Error analysis: {config.preset} ({config.protocol} protocol), test split\n",
              f"top-1 {metrics['accuracy']:.2%}, top-5 {metrics['top5_accuracy']:.2%}, "
              f"{len(np.flatnonzero(predicted != labels))} of {len(labels)} misclassified.\n",
+             *([f"**Weak classes**, trained on fewer than {MIN_TRAIN} photos (augmentation helps, more photos help "
+                f"more): {', '.join(weak)}.\n"] if weak else []),
              "## Worst classes (by F1)\n", "| class | precision | recall | F1 | test images |", "|---|---|---|---|---|"]
     lines += [f"| {c['class']} | {c['precision']:.2f} | {c['recall']:.2f} | {c['f1']:.2f} | {c['support']} |"
               for c in per_class[:10]]
@@ -153,7 +167,7 @@ def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gall
     lines += ["\n## Most confident mistakes\n",
               *([f"Each: the photo with Grad-CAM for the wrong class and the top-3 ({p_name}), and its nearest "
                  "training image of the wrongly predicted class (Euclidean, pooled features).\n",
-                 f"![gallery]({gallery_png.name})\n"] if len(wrong) else
+                 f"![gallery]({gallery_file.name})\n"] if len(wrong) else
                 ["No mistakes on the test split.\n" if gallery else "(gallery not asked for: --gallery 0)\n"]),
               "## All classes\n",
               "| class | precision | recall | F1 | test images |", "|---|---|---|---|---|"]
@@ -178,7 +192,7 @@ def _gallery(run_dir, model, dataset, config, wrong, probs, labels, path: Path) 
     for i, image, query in zip(wrong, images, queries):
         pred = int(probs[i].argmax())
         heat, _ = gradcam(model, spec.gradcam, image, pred)
-        top3 = "\n".join(f"{names[c]} {probs[i, c]:.2f}" for c in np.argsort(-probs[i])[:3])
+        top3 = "\n".join(f"{names[c]} {probs[i, c]:.1%}" for c in np.argsort(-probs[i])[:3])
         (j, d), = emb.nearest(query, 1, "euclidean", within_class=pred)
         rows.append([(overlay(image, heat), f"{test[i].path.stem}, true: {names[labels[i]]}\n{top3}"),
                      (pre(train[j].path), f"nearest {names[pred]}\nin training: {train[j].path.stem}\n"

@@ -13,6 +13,7 @@ from flowercam.preprocess import Preprocess
 from .console import phase
 from .data import Flowers102
 from .evaluate import plot_confusion, plot_history, split_metrics, write_metrics
+from .folders import SPLIT_FILE
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
 from .train import evaluation_samples, predict_batches, save_atomically, train
@@ -32,6 +33,8 @@ def start_run(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> dict:
         raise RunFolderError(f"{run_dir} holds a run with another config; use another --out")
     config_path.write_text(config.to_json())
     (run_dir / "classes.json").write_text(json.dumps(list(dataset.class_names)))
+    if dataset.split_record is not None and not (run_dir / SPLIT_FILE).exists():
+        (run_dir / SPLIT_FILE).write_text(dataset.split_record)  # later commands on this run use the same split
     t0 = time.perf_counter()
     model = train(config, dataset, run_dir)
     train_s = time.perf_counter() - t0

@@ -63,3 +63,20 @@ def write_dataset(root: str | Path, num_classes: int = 3, per_class: int = 8, sp
             path.unlink()
         jpg.rmdir()
     return root
+
+
+def write_class_folders(root: str | Path, classes: tuple[str, ...], per_class: int = 10,
+                        split_folders: tuple[int, int, int] | None = None, size: tuple[int, int] = (80, 60),
+                        seed: int = 0) -> Path:
+    """Write ``root/<class>/*.jpg|png`` (``per_class`` photos each), or with ``split_folders=(train, val, test)``
+    counts ``root/train/<class>/…`` etc. Returns ``root``."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(classes):
+        places = [root / name] * per_class if split_folders is None else \
+            [root / split / name for split, n in zip(("train", "val", "test"), split_folders) for _ in range(n)]
+        for i, folder in enumerate(places):
+            folder.mkdir(parents=True, exist_ok=True)
+            image = class_image(label, rng, size if i % 2 else size[::-1])
+            image.save(folder / f"{name[:3]}_{i:03d}{'.png' if i % 3 == 0 else '.jpg'}")
+    return root

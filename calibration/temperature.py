@@ -25,8 +25,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """ECE: the confidence-vs-accuracy gap averaged over equal-width confidence bins."""
-    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
-    correct = predicted == labels
+    return top1_calibration_error(probs.max(axis=1), probs.argmax(axis=1) == labels, bins)
+
+
+def top1_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """ECE from each answer's top-1 confidence and whether it was right."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
     ece = 0.0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .metadata import EmbeddedMetadata, label_mismatch, read_metadata
 from .preprocess import CORNER_SIDE, CROP_SETS, ImageError, Preprocess, decode
 from .resources import peak_rss_mb
 from .runtime import make_interpreter
@@ -99,6 +100,19 @@ def _check(interpreter, sidecar: Sidecar, model: Path, class_output: int) -> Non
         raise ModelError(f"{model.name}: {n_out} outputs but {len(sidecar.labels)} labels in the sidecar")
 
 
+def _embedded_metadata(model: Path, sidecar: Sidecar) -> EmbeddedMetadata | None:
+    """The model's TFLite Metadata; a model whose embedded labels are not its sidecar's is refused."""
+    try:
+        metadata = read_metadata(model)
+    except ValueError as err:
+        raise ModelError(f"{model.name}: broken TFLite Metadata: {err}") from None
+    if metadata is not None and metadata.labels is not None:
+        mismatch = label_mismatch(metadata.labels, sidecar.labels)
+        if mismatch:
+            raise ModelError(f"{model.name}: its embedded labels do not match its sidecar ({mismatch})")
+    return metadata
+
+
 class Classifier:
     """A model, its sidecar and one interpreter, built once per process."""
 
@@ -119,6 +133,7 @@ class Classifier:
             raise ModelError(f"{self.model.name}: not a valid TFLite model ({str(err).splitlines()[0]})") from None
         self._output, self._similarity = _outputs(self.interpreter, self.sidecar, self.model)
         _check(self.interpreter, self.sidecar, self.model, self._output)
+        self.metadata = _embedded_metadata(self.model, self.sidecar)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self.crops = crops or self.sidecar.crops
         if self.crops not in CROP_SETS:

@@ -14,7 +14,7 @@ from .preprocess import find_images
 from .runtime import RuntimeMissing
 from .sidecar import ModelError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Flower classification (Oxford 102) on the device, with latency and memory.")
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="A .tflite with its .json sidecar "
@@ -52,7 +52,7 @@ def _human(result) -> str:
         f"{best.label} {best.score:.1%}"
     lat = result.latency_ms
     lines = [f"{result.path}: {answer}"]
-    lines += [f"    {c.score:6.1%}  {c.label}" for c in result.top_k[1:]]
+    lines += [f"    {c.score:6.1%}  {c.label}" for c in result.top_k[1:] if c.score >= 0.0005]  # not the 0.0 % tail
     lines.append(f"    latency: decode {lat['decode']:.1f} ms, preprocess {lat['preprocess']:.1f} ms, "
                  f"inference {lat['inference']:.1f} ms, total {lat['total']:.1f} ms; "
                  f"peak RSS {result.peak_rss_mb:.1f} MB")
@@ -70,7 +70,7 @@ def classify(
     uncertain_below: UncertainOpt = None,
     crops: CropsOpt = None,
 ) -> None:
-    """Classify photos (jpg, png, webp, bmp). Exit 1 if any file failed."""
+    """Classify photos (any format Pillow reads: jpg, png, webp, tif, gif, …). Exit 1 if any file failed."""
     files = find_images(paths)
     if not files:
         raise fail("no images found in " + ", ".join(map(str, paths)))
@@ -140,12 +140,17 @@ def info(model: ModelOpt = None, as_json: JsonOpt = False) -> None:
     classifier = open_classifier(model, None, False)
     report = describe(classifier)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        typer.echo(json.dumps(report))
         return
+    trained_on_val = report["metrics"].get("protocol") == "trainval"
     for key, value in report.items():
         if isinstance(value, dict):
             typer.echo(f"{key}:")
             for sub, val in value.items():
+                if isinstance(val, (dict, list)):
+                    val = json.dumps(val)
+                elif key == "metrics" and sub.startswith("val_") and trained_on_val:
+                    val = f"{val} (val was training data: trainval protocol)"
                 typer.echo(f"  {sub}: {val}")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             typer.echo(f"{key}:")
@@ -170,9 +175,13 @@ def watch(
     crops: CropsOpt = None,
 ) -> None:
     """Live classification from a camera or video: label, confidence, fps, inference ms. Ctrl-C stops."""
-    from .sources import SourceError, open_source
+    from .sources import SourceError, check_uri, open_source
     from .watch import watch_loop
 
+    try:
+        check_uri(source)
+    except SourceError as err:
+        raise fail(str(err)) from None
     classifier = open_classifier(model, threads, edgetpu, crops=crops)
     try:
         with open_source(source) as frames:
@@ -208,7 +217,13 @@ def bench(
         raise fail("--pipeline needs --images with photos" if pipeline else f"no images in {images}")
     if pipeline:
         result = b.pipeline(open_classifier(paths[0], threads, edgetpu), files, runs)
-        typer.echo(json.dumps(result, indent=None if as_json else 2))
+        if as_json:
+            typer.echo(json.dumps(result))
+            return
+        typer.echo(f"{result['model']} ({result['runtime']}): {result['runs']} photos from {result['images']} files, "
+                   f"{result['throughput_ips']} photos/s, peak RSS {result['peak_rss_mb']} MB")
+        for stage, lat in result["latency_ms"].items():
+            typer.echo(f"  {stage:10s} mean {lat['mean']:8.2f} ms   p50 {lat['p50']:8.2f}   p95 {lat['p95']:8.2f}")
         return
     inputs = {}
     try:
@@ -216,11 +231,12 @@ def bench(
             if not path.is_file():
                 raise ModelError(f"model not found: {path}")
             if files:
-                pre = read_sidecar(path).preprocess
-                inputs[path] = [pre(f) for f in files[:32]]
+                inputs[path] = _bench_inputs(read_sidecar(path).preprocess, files[:32])
         reports = b.benchmark(paths, runs, warmup, threads, edgetpu, inputs)
     except (ModelError, RuntimeMissing) as err:
         raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"cannot read a model: {err.strerror or err}") from None
     except ValueError as err:
         raise fail(f"not a valid TFLite model ({str(err).splitlines()[0]})") from None
     if as_json:
@@ -230,14 +246,28 @@ def bench(
     for report in reports:
         lat = report["latency_ms"]
         typer.echo(f"{report['model']} ({report['model_size_mb']} MB, {report['runtime']}, threads "
-                   f"{report['threads']}): init {report['init_ms']:.1f} ms, first {report['first_inference_ms']:.1f}"
-                   f" ms, warm-up avg {report['warmup_avg_ms']} ms\n  {report['count']} runs: min {lat['min']:.2f} "
-                   f"max {lat['max']:.2f} mean {lat['mean']:.2f} std {lat['std']:.2f} p50 {lat['p50']:.2f} p90 "
+                   f"{report['threads'] or 'default'}): init {report['init_ms']:.1f} ms, first "
+                   f"{report['first_inference_ms']:.1f} ms, warm-up avg {report['warmup_avg_ms']} ms\n  "
+                   f"{report['count']} runs: min {lat['min']:.2f} max {lat['max']:.2f} mean {lat['mean']:.2f} "
+                   f"std {lat['std']:.2f} p50 {lat['p50']:.2f} p90 "
                    f"{lat['p90']:.2f} p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} ms; {report['throughput_ips']} "
                    f"inferences/s; peak RSS {report['peak_rss_mb']} MB, RSS +{report['rss_delta_mb']['init']} MB "
                    f"at init, +{report['rss_delta_mb']['overall']} MB overall")
     if len(reports) > 1:
         typer.echo(b.comparison_table(reports))
+
+
+def _bench_inputs(pre, files: list[Path]) -> list:
+    """Preprocessed photos for ``bench --images``; an unreadable one is named in a one-line error."""
+    from .preprocess import ImageError
+
+    inputs = []
+    for file in files:
+        try:
+            inputs.append(pre(file))
+        except ImageError as err:
+            raise fail(f"{file}: {err}") from None
+    return inputs
 
 
 @app.command()
@@ -248,8 +278,10 @@ def daemon(
     """Run the camera-classification daemon (systemd Type=notify): events as JSON Lines on stdout."""
     import logging
 
+    from .daemon import Daemon, Signals
+
+    signals = Signals().install()  # first: a SIGTERM while the model loads still stops cleanly
     from .config import ConfigError, load_config
-    from .daemon import Daemon
     from .events import EventWriter
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -265,7 +297,7 @@ def daemon(
     except OSError as err:
         raise fail(f"events.file: {err}") from None
     try:
-        raise typer.Exit(Daemon(cfg, classifier, events).run())
+        raise typer.Exit(Daemon(cfg, classifier, events, signals=signals).run())
     except OSError as err:  # e.g. the HTTP port is taken
         raise fail(str(err), 1) from None
     finally:
@@ -274,7 +306,12 @@ def daemon(
 
 def main() -> None:
     """Console-script entry point."""
+    from .errors import FlowercamError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except FlowercamError as err:  # the last net: any of our errors a command did not turn into a line itself
+        typer.echo(f"flowercam: error: {err}", err=True)
+        sys.exit(2)

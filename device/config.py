@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .errors import FlowercamError
 from .preprocess import CROP_SETS
 
 if sys.version_info >= (3, 11):
@@ -18,7 +19,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(ValueError):
+class ConfigError(FlowercamError):
     """A bad configuration file; the message names the key."""
 
 
@@ -118,6 +119,10 @@ def load_config(path: str | Path) -> Config:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a config file") from None
+    except OSError as err:  # permission denied, a path too long, ...
+        raise ConfigError(f"cannot read config {str(path)[:200]}: {err.strerror or err}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML ({err})") from None
     sections = {f.name: f.default_factory for f in fields(Config)}
@@ -131,6 +136,12 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("source.reconnect_initial_s must not exceed source.reconnect_max_s")
     if config.http.bind:
         parse_bind(config.http.bind)
+    from .sources import SourceError, check_uri
+
+    try:
+        check_uri(config.source.uri)
+    except SourceError as err:
+        raise ConfigError(f"source.uri: {err}") from None
     if config.model.crops not in ("", *CROP_SETS):
         raise ConfigError(f"model.crops = {config.model.crops!r}: expected one of {', '.join(CROP_SETS)} "
                           "(or empty for the model's default)")

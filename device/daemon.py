@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -18,22 +19,48 @@ from .config import Config, parse_bind
 from .events import EventWriter, save_snapshot
 from .http import Metrics, serve
 from .notify import Notifier
+from .pacing import Pacer
 from .resources import peak_rss_mb
 from .smoothing import Smoother
-from .sources import SourceError, open_source
+from .sources import SourceError, open_source, redact
 
 log = logging.getLogger(__name__)
 
 
+class Signals:
+    """SIGTERM/SIGINT request a stop; SIGHUP is logged and ignored (systemd counts a SIGHUP death as a clean exit
+    and never restarts it). Installed first thing, before the model loads, so a stop in the first moments still
+    ends with STOPPING=1 and a ``stop`` event."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def install(self) -> Signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        signal.signal(signal.SIGHUP, self._hangup)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file past its size limit: a failed write, not a death
+        return self
+
+    def _stop(self, signum, _frame) -> None:
+        self.stopping = True
+
+    @staticmethod
+    def _hangup(signum, _frame) -> None:
+        log.warning("SIGHUP: reloading is not supported yet; going on with the current config and model")
+
+
 class Daemon:
     def __init__(self, config: Config, classifier: Classifier, events: EventWriter,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, signals: Signals | None = None) -> None:
         self.config, self.classifier, self.events = config, classifier, events
         self.notifier = notifier or Notifier()
+        self.signals = signals or Signals()
+        self.uri = redact(config.source.uri)  # credentials never reach logs, events or the HTTP API
+        self.pacer = Pacer(config.source.fps)
         s = config.smoothing
         self.smoother = Smoother(s.window, s.enter, s.stay)
         self.metrics = Metrics(stall_s=max(5.0, 3.0 / config.source.fps))
-        self.stopping = False
         self._ready = False
         self._last_ping = 0.0
         self._window = {"frames": 0, "inference_ms": 0.0, "dropped": 0, "since": time.monotonic()}
@@ -41,29 +68,39 @@ class Daemon:
         self._source_state = "starting"
 
     # -- lifecycle -----------------------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        return self.signals.stopping
+
     def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-        server = serve(*parse_bind(self.config.http.bind), self.metrics, time.monotonic) \
-            if self.config.http.bind else None
-        self.events.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
-                         source=self.config.source.uri)
-        backoff = self.config.source.reconnect_initial_s
+        server = None
         try:
+            if self.stopping:  # stopped while starting up
+                return 0
+            server = serve(*parse_bind(self.config.http.bind), self.metrics, time.monotonic) \
+                if self.config.http.bind else None
+            self.events.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
+                             source=self.uri)
+            backoff = self.config.source.reconnect_initial_s
             while not self.stopping:
-                delivered, ended, error = self._run_source()
+                delivered, ended, error, live = self._run_source()
                 if self.stopping:
                     break
                 if delivered:
                     backoff = self.config.source.reconnect_initial_s
-                if ended and delivered and self.config.source.loop:
-                    continue  # a looping video file: start again at once
+                if ended and delivered and not live:  # a video file played to its end
+                    if self.config.source.loop:
+                        continue  # loop = true: start again at once
+                    self._ended()  # loop = false: it ended, once, and stays ended
+                    break
                 with self.metrics.lock:
                     self.metrics.reconnects += 1
+                    if self.metrics.outage_since is None:
+                        self.metrics.outage_since = time.monotonic()
                 self._source_state = f"reconnecting in {backoff:.1f} s"
-                self.events.emit("source", state="retry", uri=self.config.source.uri, retry_in_s=backoff,
+                self.events.emit("source", state="retry", uri=self.uri, retry_in_s=backoff,
                                  error=error or ("source ended" if ended else "no frames"))
-                log.warning("source %s: %s; retrying in %.1f s", self.config.source.uri, error or "ended", backoff)
+                log.warning("source %s: %s; retrying in %.1f s", self.uri, error or "ended", backoff)
                 self._notify_ready()
                 self._status()
                 self._sleep(backoff)
@@ -75,54 +112,91 @@ class Daemon:
                 server.shutdown()
         return 0
 
-    def _on_signal(self, signum, _frame) -> None:
-        self.stopping = True
+    def _ended(self) -> None:
+        """A video file ended with loop = false: say so once, then idle (watchdog kept) until stopped."""
+        self._source_state = "ended"
+        self.events.emit("source", state="ended", uri=self.uri)
+        log.info("source %s ended (loop = false)", self.uri)
+        self._notify_ready()
+        self._status()
+        while not self.stopping:
+            self._sleep(1.0)
 
     # -- one connection to the source ------------------------------------------------------------------------
-    def _run_source(self) -> tuple[bool, bool, str]:
-        """Open the source and stream until it ends or fails. Returns (delivered frames, ended, error)."""
-        try:
-            source = open_source(self.config.source.uri)
-            source.open()
-        except SourceError as err:
-            return False, False, str(err)
+    def _run_source(self) -> tuple[bool, bool, str, bool]:
+        """Open the source and stream until it ends or fails.
+
+        Returns (delivered frames, ended, error, live). Only what the source itself raises ends a connection;
+        a failure while classifying or writing events is the daemon's own, not a camera fault.
+        """
+        source = self._open()
+        if isinstance(source, str):
+            return False, False, source, True
         delivered, ended, error = False, False, ""
         self._source_state = "connected"
-        self.events.emit("source", state="connected", uri=self.config.source.uri)
+        with self.metrics.lock:
+            self.metrics.outage_since = None
+        self.events.emit("source", state="connected", uri=self.uri)
         self._notify_ready()
         try:
-            period = 1.0 / self.config.source.fps
-            next_at = time.monotonic()
             while not self.stopping:
                 self._ping()
                 t0 = time.monotonic()
-                frame = source.read()
+                try:
+                    frame = source.read()
+                except SourceError as err:
+                    error = str(err)
+                    break
+                except Exception as err:  # a capture backend failing mid-stream (e.g. cv2.error): reconnect
+                    error = f"{type(err).__name__}: {err}"
+                    break
+                capture_ms = (time.monotonic() - t0) * 1e3
                 if frame is None:
                     ended = True
                     break
                 with self.metrics.lock:
                     self.metrics.frames += 1
-                if t0 < next_at:
-                    if source.live:
-                        self._window["dropped"] += 1
-                        with self.metrics.lock:
-                            self.metrics.dropped += 1
-                        continue
-                    self._sleep(next_at - t0)
-                next_at = max(next_at + period, time.monotonic())
-                self._classify(frame, capture_ms=(time.monotonic() - t0) * 1e3)
+                wait = self.pacer.wait_s()
+                if wait and source.live:  # a camera: frames in between keep it fresh, and are dropped
+                    self._window["dropped"] += 1
+                    with self.metrics.lock:
+                        self.metrics.dropped += 1
+                    continue
+                self._sleep(wait)  # a file: each frame when it is due
+                self.pacer.start()
+                self._classify(frame, capture_ms)
                 delivered = True
                 self._maybe_heartbeat()
-        except SourceError as err:
-            error = str(err)
-        except Exception as err:  # a capture backend failing mid-stream (e.g. cv2.error): reconnect, stay up
-            error = f"{type(err).__name__}: {err}"
         finally:
             source.close()
-        return delivered, ended, error
+        return delivered, ended, error, source.live
+
+    def _open(self):
+        """Open the source in a helper thread (a stream can take seconds), pinging the watchdog meanwhile and
+        not waiting for it on a stop request. Returns the open source, or why it could not be opened."""
+        outcome: dict = {}
+
+        def work() -> None:
+            try:
+                source = open_source(self.config.source.uri)
+                source.open()
+                outcome["source"] = source
+            except SourceError as err:
+                outcome["error"] = str(err)
+            except Exception as err:  # a capture backend failing to open
+                outcome["error"] = f"{type(err).__name__}: {err}"
+
+        opener = threading.Thread(target=work, name="source-open", daemon=True)
+        opener.start()
+        while opener.is_alive() and not self.stopping:
+            self._ping()
+            opener.join(0.1)
+        if opener.is_alive():
+            return "stopped while opening"
+        return outcome.get("source") or outcome.get("error", "no source")
 
     def _classify(self, frame, capture_ms: float) -> None:
-        result = self.classifier.classify_frame(frame, self.config.source.uri, k=3, capture_ms=capture_ms)
+        result = self.classifier.classify_frame(frame, self.uri, k=3, capture_ms=capture_ms)
         now = time.monotonic()
         inference_ms = result.latency_ms["inference"]
         self.metrics.observe(inference_ms, now)
@@ -139,13 +213,17 @@ class Daemon:
             self.metrics.latest = {**result.to_dict(), "smoothed_label": label,
                                    "smoothed_confidence": round(self.smoother.confidence, 4)}
         if changed:
-            snapshot = None
+            snapshot, problem = None, {}
             if self.config.events.snapshot_dir and self.smoother.current is not None:
-                snapshot = str(save_snapshot(Path(self.config.events.snapshot_dir), frame, label,
-                                             self.config.events.snapshot_max))
+                try:
+                    snapshot = str(save_snapshot(Path(self.config.events.snapshot_dir), frame, label,
+                                                 self.config.events.snapshot_max))
+                except OSError as err:  # a full or read-only disk: the label event still goes out
+                    problem = {"snapshot_error": f"{type(err).__name__}: {err.strerror or err}"}
+                    log.warning("snapshot not saved: %s", problem["snapshot_error"])
             self.events.emit("label", label=label, index=self.smoother.current,
                              confidence=round(self.smoother.confidence, 4), previous=self._label(previous),
-                             snapshot=snapshot)
+                             snapshot=snapshot, **problem)
             self._status()
 
     def _label(self, index: int | None) -> str:
@@ -153,20 +231,28 @@ class Daemon:
 
     # -- heartbeat, status, watchdog ---------------------------------------------------------------------------
     def _maybe_heartbeat(self) -> None:
+        """A heartbeat every ``heartbeat_s``, also while the source is down (then with the outage, no label)."""
         now = time.monotonic()
         if now < self._next_heartbeat:
             return
         w = self._window
         elapsed = max(now - w["since"], 1e-9)
+        outage = self.metrics.outage_seconds(now)
         self.events.emit("heartbeat", fps=round(w["frames"] / elapsed, 2),
                          mean_inference_ms=round(w["inference_ms"] / max(w["frames"], 1), 2),
                          peak_rss_mb=round(peak_rss_mb(), 1), frames_dropped=w["dropped"],
-                         reconnects=self.metrics.reconnects, label=self.metrics.label)
+                         reconnects=self.metrics.reconnects, source=self._source_state,
+                         **({"outage_s": round(outage, 1), "label": None} if outage is not None
+                            else {"label": self.metrics.label}))
         self._status(fps=w["frames"] / elapsed)
         self._window = {"frames": 0, "inference_ms": 0.0, "dropped": 0, "since": now}
         self._next_heartbeat = now + self.config.events.heartbeat_s
 
     def _status(self, fps: float | None = None) -> None:
+        outage = self.metrics.outage_seconds(time.monotonic())
+        if outage is not None:  # no stale label while nothing is seen
+            self.notifier.send(f"STATUS=source down for {outage:.0f} s, {self._source_state}")
+            return
         rate = f"{fps:.1f} fps, " if fps is not None else ""
         self.notifier.send(f"STATUS={rate}label {self.metrics.label}, source {self._source_state}")
 
@@ -176,15 +262,19 @@ class Daemon:
             self.notifier.send("READY=1", f"STATUS=model loaded, source {self._source_state}")
 
     def _ping(self) -> None:
+        """WATCHDOG=1 every half watchdog interval, from READY on (start-up is TimeoutStartSec's)."""
         interval = self.notifier.watchdog_interval
         now = time.monotonic()
-        if interval is not None and now - self._last_ping >= interval:
+        if self._ready and interval is not None and now - self._last_ping >= interval:
             self.notifier.send("WATCHDOG=1")
             self._last_ping = now
 
     def _sleep(self, seconds: float) -> None:
-        """Sleep in short steps, pinging the watchdog and returning early on a stop request."""
+        """Sleep in short steps, pinging the watchdog (and, during an outage, the heartbeat) and returning early
+        on a stop request."""
         end = time.monotonic() + seconds
         while not self.stopping and (left := end - time.monotonic()) > 0:
             self._ping()
+            if self.metrics.outage_since is not None:
+                self._maybe_heartbeat()
             time.sleep(min(left, 0.1))

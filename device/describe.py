@@ -29,6 +29,7 @@ def describe(classifier) -> dict:
         "outputs": [_tensor(detail) for detail in interpreter.get_output_details()],
         "preprocess": sidecar.preprocess.to_dict(),
         "labels": list(sidecar.labels),
+        "scores": sidecar.output_kind,
         "temperature": sidecar.temperature,
         "uncertain_below": classifier.threshold,
         "similarity_below": classifier.similarity_below,
@@ -37,5 +38,6 @@ def describe(classifier) -> dict:
         "crops": classifier.crops,
         "calibration_images": sidecar.calibration_images,
         "edgetpu": check_readiness(path).summary(),
+        "metadata": classifier.metadata.summary() if classifier.metadata else None,
         "metrics": sidecar.metrics,
     }

@@ -60,10 +60,15 @@ def folder_class(name: str, labels: tuple[str, ...]) -> int | None:
 
 
 def class_folders(root: Path) -> list[Path]:
-    """The sub-folders of ``root`` that hold photos, sorted by name."""
+    """The sub-folders of ``root`` that hold photos, sorted by name; for a dataset sorted into ``train/``,
+    ``val/`` and ``test/`` folders (build-models' class-folder layout), those of ``test/``."""
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = {p.name for p in folders}
+    if "test" in names and names <= {"train", "val", "test"}:
+        return class_folders(root / "test")
+    return folders
 
 
 def evaluate(classifier, root: Path, advance: Callable[[int], None] = lambda n: None) -> dict:

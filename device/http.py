@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,6 +22,12 @@ class Metrics:
         self.last_frame_at = 0.0
         self.label = "uncertain"
         self.latest: dict = {}
+        self.outage_since: float | None = None  # monotonic time the source went down; None while it is up
+
+    def outage_seconds(self, now: float) -> float | None:
+        """How long the source has been down, or None while it is up."""
+        since = self.outage_since
+        return None if since is None else now - since
 
     def observe(self, inference_ms: float, now: float) -> None:
         with self.lock:
@@ -30,9 +37,12 @@ class Metrics:
             self.latency_counts[index] += 1
             self.last_frame_at = now
 
-    def prometheus(self) -> str:
+    def prometheus(self, now: float) -> str:
         with self.lock:
+            outage = self.outage_seconds(now)
             lines = [
+                "# TYPE flowercam_source_up gauge", f"flowercam_source_up {0 if outage is not None else 1}",
+                "# TYPE flowercam_source_outage_seconds gauge", f"flowercam_source_outage_seconds {outage or 0:.1f}",
                 "# TYPE flowercam_frames_total counter", f"flowercam_frames_total {self.frames}",
                 "# TYPE flowercam_frames_dropped_total counter", f"flowercam_frames_dropped_total {self.dropped}",
                 "# TYPE flowercam_inferences_total counter", f"flowercam_inferences_total {self.inferences}",
@@ -47,22 +57,62 @@ class Metrics:
             lines += [f'flowercam_inference_latency_ms_bucket{{le="+Inf"}} {self.inferences}',
                       f"flowercam_inference_latency_ms_sum {self.latency_sum_ms:.3f}",
                       f"flowercam_inference_latency_ms_count {self.inferences}",
-                      "# TYPE flowercam_current_label gauge",
-                      f'flowercam_current_label{{label="{self.label}"}} 1']
+                      "# TYPE flowercam_current_label gauge"]
+            if outage is None:  # no stale label while the source is down
+                lines.append(f'flowercam_current_label{{label="{self.label}"}} 1')
         return "\n".join(lines) + "\n"
+
+
+REQUEST_TIMEOUT_S = 5.0  # a client that sends nothing (or too slowly) is dropped after this
+MAX_CONNECTIONS = 32  # open connections beyond this are closed at once
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most :data:`MAX_CONNECTIONS` of them; client errors (a client that
+    disconnects mid-request) are not the daemon's: no traceback in the journal."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64  # the listen backlog (socketserver's 5 made a burst of clients wait for TCP retries)
+
+    def __init__(self, address: tuple[str, int], handler) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a broken or slow client: nothing to report
 
 
 def serve(host: str, port: int, metrics: Metrics, clock) -> ThreadingHTTPServer:
     """Start the endpoints in a daemon thread; returns the server (``shutdown()`` to stop)."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_TIMEOUT_S
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             if self.path == "/healthz":
                 with metrics.lock:
                     flowing = metrics.last_frame_at and clock() - metrics.last_frame_at <= metrics.stall_s
                 self._send(200 if flowing else 503, "ok\n" if flowing else "no frames\n", "text/plain")
             elif self.path == "/metrics":
-                self._send(200, metrics.prometheus(), "text/plain; version=0.0.4")
+                self._send(200, metrics.prometheus(clock()), "text/plain; version=0.0.4")
             elif self.path == "/latest":
                 with metrics.lock:
                     body = json.dumps(metrics.latest)
@@ -81,7 +131,6 @@ def serve(host: str, port: int, metrics: Metrics, clock) -> ThreadingHTTPServer:
         def log_message(self, *args) -> None:  # quiet: events go to the journal, not access logs
             pass
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = _Server((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

@@ -6,7 +6,9 @@ disagree. numpy and Pillow only: no TensorFlow.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -15,8 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+from .errors import FlowercamError
+
 MAX_PIXELS = 120_000_000  # larger than any camera photo (108 MP phones); beyond: a decompression bomb
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own default (89 M) would refuse 90-120 MP camera photos first
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"RIFF")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -24,7 +28,7 @@ CROP_SETS = ("center", "multi")
 CORNER_SIDE = 0.6  # the corner squares of "multi", as a fraction of the short side
 
 
-class ImageError(ValueError):
+class ImageError(FlowercamError):
     """A file that cannot be turned into a model input; the message is one line."""
 
 
@@ -126,6 +130,8 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
     """
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block open() forever; a device, a socket...
+            raise ImageError("is a directory" if path.is_dir() else "not a regular file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
@@ -144,11 +150,17 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
         raise ImageError("no such file") from None
     except IsADirectoryError:
         raise ImageError("is a directory") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
     except UnidentifiedImageError:
         raise ImageError(_unidentified(path)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"decompression bomb: {err}") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES):
+            raise ImageError(os.strerror(err.errno).lower()) from None
+        raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
+    except (SyntaxError, ValueError, EOFError, struct.error) as err:
         raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
 
 
@@ -167,17 +179,24 @@ def _one_line(err: Exception) -> str:
     return text[:200]
 
 
+def image_suffixes() -> frozenset[str]:
+    """File name endings of every format Pillow can read (.jpg, .png, .tif, .gif, .webp, .heic with a plugin…)."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
 def find_images(paths: list[str | Path]) -> list[Path]:
     """Expand files and folders (recursively) into image files, sorted within each folder.
 
-    Files named explicitly are kept whatever their suffix, so that a wrong file gets
-    a clear error instead of being silently skipped.
+    In folders, every file whose ending is a format Pillow reads is kept. Files named explicitly
+    are kept whatever their suffix, so that a wrong file gets a clear error instead of being
+    silently skipped.
     """
+    suffixes = image_suffixes()
     found: list[Path] = []
     for entry in map(Path, paths):
         if entry.is_dir():
-            found.extend(sorted(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                                and p.is_file()))
+            found.extend(sorted(p for p in entry.rglob("*") if p.suffix.lower() in suffixes and p.is_file()))
         else:
             found.append(entry)
     return found

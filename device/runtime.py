@@ -8,9 +8,11 @@ import importlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import FlowercamError
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 _BACKENDS = (
@@ -20,7 +22,7 @@ _BACKENDS = (
 )
 
 
-class RuntimeMissing(RuntimeError):
+class RuntimeMissing(FlowercamError):
     """No TFLite interpreter, or no Edge TPU delegate, could be loaded."""
 
 
@@ -64,8 +66,9 @@ def make_interpreter(model: str | Path, threads: int | None = None, edgetpu: boo
 
 
 @contextlib.contextmanager
-def _quiet_native_info() -> Iterator[None]:
-    """Drop the runtime's native ``INFO:`` lines on stderr (e.g. "Created ... XNNPACK delegate"); keep the rest."""
+def filtered_stderr(keep: Callable[[str], bool]) -> Iterator[None]:
+    """Native code writes straight to file descriptor 2: catch its lines there and pass on those ``keep``
+    accepts (all of them if the block raises, so an error keeps its context)."""
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # stderr is not a real file (e.g. captured)
@@ -73,14 +76,20 @@ def _quiet_native_info() -> Iterator[None]:
         return
     sys.stderr.flush()
     saved = os.dup(fd)
+    failed = True
     with tempfile.TemporaryFile(mode="w+b") as capture:
         os.dup2(capture.fileno(), fd)
         try:
             yield
+            failed = False
         finally:
             os.dup2(saved, fd)
             os.close(saved)
             capture.seek(0)
-            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True)
-                    if not line.startswith("INFO: ")]
-            sys.stderr.write("".join(kept))
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if failed or keep(line)))
+
+
+def _quiet_native_info():
+    """Drop the runtime's native ``INFO:`` lines on stderr (e.g. "Created ... XNNPACK delegate"); keep the rest."""
+    return filtered_stderr(lambda line: not line.startswith("INFO: "))

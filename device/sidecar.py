@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .errors import FlowercamError
 from .preprocess import Preprocess
 
 FORMAT = "flowercam-model/1"
 BUNDLED_MODEL = Path(__file__).parent / "models" / "flowercam.tflite"
 
 
-class ModelError(ValueError):
+class ModelError(FlowercamError):
     """A model file or its sidecar is missing, broken or inconsistent; one-line message."""
 
 
@@ -65,11 +67,19 @@ class Sidecar:
         data["preprocess"] = self.preprocess.to_dict()
         return json.dumps({"format": FORMAT, **data}, indent=2) + "\n"
 
+    def __post_init__(self) -> None:
+        _check_fields(self)
+
     @classmethod
     def from_json(cls, text: str) -> Sidecar:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ModelError("sidecar is not a JSON object")
         if data.pop("format", None) != FORMAT:
             raise ModelError(f"sidecar format is not {FORMAT}")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ModelError(f"sidecar has unknown keys {sorted(unknown)}")
         pre = data.pop("preprocess")
         data["preprocess"] = Preprocess(size=int(pre["size"]), crop_fraction=float(pre["crop_fraction"]))
         for key in ("input", "output", "similarity"):
@@ -79,6 +89,44 @@ class Sidecar:
                                        int(spec["zero_point"]))
         data["labels"] = tuple(data["labels"])
         return cls(**data)
+
+
+def _number(value, name: str, low: float, high: float, low_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelError(f"sidecar {name}={value!r}: expected a number")
+    if value < low or value > high or (low_open and value == low):
+        raise ModelError(f"sidecar {name}={value!r}: expected {'>' if low_open else '>='} {low:g} and <= {high:g}")
+
+
+def _check_fields(sidecar: Sidecar) -> None:
+    """Every field's type and range, so that a hand-edited sidecar fails on load with one line, not later
+    with NaN scores or a traceback."""
+    _number(sidecar.temperature, "temperature", 0.0, 1e3, low_open=True)
+    _number(sidecar.uncertain_below, "uncertain_below", 0.0, 1.0)
+    if sidecar.similarity_below is not None:
+        _number(sidecar.similarity_below, "similarity_below", -1.0, 1.0)
+    if not sidecar.labels or not all(isinstance(label, str) and label.strip() for label in sidecar.labels):
+        raise ModelError("sidecar labels: expected a non-empty list of names")
+    if len(set(sidecar.labels)) != len(sidecar.labels):
+        raise ModelError("sidecar labels: a name appears twice")
+    if sidecar.output_kind not in ("logits", "probabilities"):
+        raise ModelError(f"sidecar output_kind={sidecar.output_kind!r}: expected logits or probabilities")
+    from .preprocess import CROP_SETS
+
+    if sidecar.crops not in CROP_SETS:
+        raise ModelError(f"sidecar crops={sidecar.crops!r}: expected one of {', '.join(CROP_SETS)}")
+    if not isinstance(sidecar.thresholds, dict):
+        raise ModelError("sidecar thresholds: expected an object")
+    for crops, chosen in sidecar.thresholds.items():
+        if crops not in CROP_SETS or not isinstance(chosen, dict):
+            raise ModelError(f"sidecar thresholds.{crops}: expected a crop set with its thresholds")
+        _number(chosen.get("uncertain_below", 0.5), f"thresholds.{crops}.uncertain_below", 0.0, 1.0)
+        if chosen.get("similarity_below") is not None:
+            _number(chosen["similarity_below"], f"thresholds.{crops}.similarity_below", -1.0, 1.0)
+    for name in ("input", "output", "similarity"):
+        spec = getattr(sidecar, name)
+        if spec is not None:
+            _number(spec.scale, f"{name}.scale", 0.0, 1e6)
 
 
 def sidecar_path(model: Path) -> Path:
@@ -96,6 +144,14 @@ def sha256_file(path: Path) -> str:
 
 def read_sidecar(model: Path) -> Sidecar:
     """Read and check the sidecar of ``model`` (it must exist and match the file's sha256)."""
+    try:
+        return _read_sidecar(model)
+    except OSError as err:  # a path too long, permission denied, a folder named .json, ...
+        shown = str(model) if len(str(model)) <= 120 else str(model)[:117] + "..."
+        raise ModelError(f"cannot read model {shown}: {err.strerror or err}") from None
+
+
+def _read_sidecar(model: Path) -> Sidecar:
     if not model.is_file():
         raise ModelError(f"model not found: {model}")
     path = sidecar_path(model)
@@ -103,9 +159,9 @@ def read_sidecar(model: Path) -> Sidecar:
         raise ModelError(f"sidecar not found: {path} (every model travels with its .json)")
     try:
         sidecar = Sidecar.from_json(path.read_text(encoding="utf-8"))
-    except ModelError:
-        raise
-    except (ValueError, KeyError, TypeError) as err:
+    except ModelError as err:
+        raise ModelError(f"{path.name}: {err}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ModelError(f"broken sidecar {path.name}: {type(err).__name__}: {err}") from None
     actual = sha256_file(model)
     if actual != sidecar.sha256:

@@ -20,8 +20,10 @@ python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/pip" install "$repo[camera]"
 install -m 0644 "$repo/README.md" "$prefix/README.md"
 
-install -d -m 0755 /etc/flowercam
-[ -e /etc/flowercam/flowercam.toml ] || install -m 0644 "$here/flowercam.toml" /etc/flowercam/flowercam.toml
+# The config may hold a camera's password (rtsp://user:pass@...): readable by root and the service only.
+install -d -m 0750 -o root -g flowercam /etc/flowercam
+[ -e /etc/flowercam/flowercam.toml ] || install -m 0640 -o root -g flowercam "$here/flowercam.toml" /etc/flowercam/flowercam.toml
+chown root:flowercam /etc/flowercam/flowercam.toml && chmod 0640 /etc/flowercam/flowercam.toml
 install -m 0644 "$here/99-coral-edgetpu.rules" /etc/udev/rules.d/99-coral-edgetpu.rules
 udevadm control --reload-rules 2>/dev/null && udevadm trigger 2>/dev/null || true
 install -m 0644 "$here/flowercam.service" /etc/systemd/system/flowercam.service

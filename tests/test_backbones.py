@@ -135,3 +135,26 @@ def test_paper_cut_points(name, size, cut_shape, unfrozen_convs):
     convs = [layer for layer in top.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == unfrozen_convs
     assert all(not layer.trainable for layer in top.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+class _RunsCode:
+    """Unpickling this calls ``os.system``: what a crafted weights file would do."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch pwned",)
+
+
+def test_legacy_reader_never_runs_code_from_a_crafted_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for position in range(4):  # the magic, the protocol, the system info, the key list: each record in turn
+        records = [0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}, {}, []]
+        records[position if position < 3 else 4] = _RunsCode()
+        path = tmp_path / f"crafted{position}.pth"
+        with open(path, "wb") as f:
+            for record in records:
+                pickle.dump(record, f, protocol=2)
+        with pytest.raises(TorchFileError, match="refusing to load"):
+            load_state_dict(path)
+        assert not (tmp_path / "pwned").exists()

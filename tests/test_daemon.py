@@ -227,3 +227,235 @@ def test_smoother_does_not_flicker():
     assert smoother.current == 1
     smoother.update(np.array([0.5, 0.5]))
     assert smoother.current == 1  # kept above "stay"
+
+
+def test_sighup_does_not_kill_and_an_early_sigterm_still_stops_cleanly(tmp_path, tiny_model, video):
+    proc = _start(_config(tmp_path, tiny_model, video))
+    events = tmp_path / "events.jsonl"
+    assert _wait_for(lambda: events.exists() and '"label"' in events.read_text())
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert proc.poll() is None  # still classifying
+    count = events.read_text().count("\n")
+    assert _wait_for(lambda: events.read_text().count("\n") > count)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "SIGHUP" in err and _events(events)[-1]["event"] == "stop"
+    (tmp_path / "early").mkdir()
+    early = _start(_config(tmp_path / "early", tiny_model, video))
+    time.sleep(0.3)  # still importing and loading the model
+    early.send_signal(signal.SIGTERM)
+    _, err = early.communicate(timeout=60)
+    assert early.returncode == 0 and "Traceback" not in err
+
+
+def test_fps_cap_on_a_video_file_and_a_file_that_ends(tmp_path, tiny_model, video):
+    """At most fps classifications a second (it was twice that), and with loop = false the file ends once."""
+    events = tmp_path / "events.jsonl"
+    proc = _start(_config(tmp_path, tiny_model, video, source={"fps": 4, "loop": False},
+                          smoothing={"window": 1, "enter": 0.0, "stay": 0.0}, events={"heartbeat_s": 1.0}))
+    time.sleep(6.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    beats = [r for r in _events(events) if r["event"] == "heartbeat"]
+    assert beats and max(b["fps"] for b in beats[1:] or beats) <= 4.4
+    watch = subprocess.run([sys.executable, "-m", "flowercam", "watch", "-s", str(video), "--model", str(tiny_model),
+                            "--fps", "5", "--json", "--max-frames", "10"], capture_output=True, text=True, timeout=60)
+    rows = [json.loads(line) for line in watch.stdout.splitlines()]
+    assert len(rows) == 10 and rows[-1]["fps"] <= 5 * 10 / 9 + 0.05  # 10 frames over 9 periods (was ~2x)
+    assert max(r["latency_ms"]["decode"] for r in rows) < 150 and max(r["wait_ms"] for r in rows) > 100
+
+
+def test_file_without_loop_is_reported_ended_once(tmp_path, tiny_model, video):
+    events = tmp_path / "events.jsonl"
+    proc = _start(_config(tmp_path, tiny_model, video, source={"fps": 120, "loop": False}))
+    assert _wait_for(lambda: events.exists() and '"ended"' in events.read_text())
+    time.sleep(1.0)
+    assert proc.poll() is None  # ended, not dead: systemd would restart a dead one and replay the file
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    sources = [r["state"] for r in _events(events) if r["event"] == "source"]
+    assert sources == ["connected", "ended"]
+
+
+def test_a_snapshot_that_cannot_be_written_is_not_a_camera_fault(tmp_path, tiny_model, video):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the snapshot folder should be")
+    events = tmp_path / "events.jsonl"
+    proc = _start(_config(tmp_path, tiny_model, video, smoothing={"window": 1, "enter": 0.0, "stay": 0.0},
+                          events={"snapshot_dir": str(blocked / "snaps")}))
+    assert _wait_for(lambda: events.exists() and events.read_text().count('"label"') >= 2)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    records = _events(events)
+    labels = [r for r in records if r["event"] == "label"]
+    assert all("snapshot_error" in r and r["snapshot"] is None for r in labels)
+    assert not [r for r in records if r["event"] == "source" and r["state"] == "retry"]  # the camera was fine
+
+
+def test_credentials_in_a_source_uri_never_show(tmp_path, tiny_model):
+    port = _free_port()
+    uri = f"rtsp://admin:s3cret@127.0.0.1:{_free_port()}/stream"
+    events = tmp_path / "events.jsonl"
+    proc = _start(_config(tmp_path, tiny_model, uri, http={"bind": f"127.0.0.1:{port}"}))
+    assert _wait_for(lambda: events.exists() and '"retry"' in events.read_text())
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/latest", timeout=5) as response:
+        latest = response.read().decode()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    for text in (events.read_text(), out, err, latest):
+        assert "s3cret" not in text and "admin" not in text
+    assert "rtsp://***@127.0.0.1" in events.read_text()
+
+
+def test_bad_source_uris_are_usage_errors(tmp_path, tiny_model):
+    done = subprocess.run([sys.executable, "-m", "flowercam", "watch", "-s", "opencv:x", "--model", str(tiny_model)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "opencv:N" in done.stderr
+    config = _config(tmp_path, tiny_model, "gopher://camera/1")
+    done = subprocess.run([sys.executable, "-m", "flowercam", "daemon", "-c", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "source.uri" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "flowercam", "daemon", "-c", str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "is a folder" in done.stderr
+
+
+def test_http_survives_idle_slow_and_aborted_clients(tmp_path, tiny_model, video):
+    """Idle connections are dropped after the timeout and capped; a client that hangs up mid-request leaves no
+    traceback; IPv6 loopback binds."""
+    from flowercam.http import MAX_CONNECTIONS, REQUEST_TIMEOUT_S
+
+    port = _free_port()
+    proc = _start(_config(tmp_path, tiny_model, video, http={"bind": f"[::1]:{port}"}))
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://[::1]:{port}/metrics", timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        assert _wait_for(healthy)
+        idle = [socket.create_connection(("::1", port)) for _ in range(MAX_CONNECTIONS * 3)]
+        assert healthy() or _wait_for(healthy, REQUEST_TIMEOUT_S + 5)  # served again once the idle ones time out
+        for _ in range(5):
+            aborted = socket.create_connection(("::1", port))
+            aborted.sendall(b"GET /metr")
+            aborted.close()
+        time.sleep(REQUEST_TIMEOUT_S + 1)
+        threads = int(Path(f"/proc/{proc.pid}/status").read_text().split("Threads:")[1].split()[0])
+        assert threads < 20  # idle connections do not pile up threads
+        for s in idle:
+            s.close()
+        assert healthy()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+_DISK_FULL = r"""
+import json, os, resource, signal, sys
+from flowercam.events import EventWriter
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+path = sys.argv[1]
+writer = EventWriter(path, stdout_fd=os.open(os.devnull, os.O_WRONLY))
+for i in range(3):
+    writer.emit("label", i=i)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 120, hard))  # room for one more line
+for i in range(3, 10):
+    writer.emit("label", i=i, padding="x" * 30)  # the first fits, the next do not
+failing = writer.failing
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space returns
+writer.emit("label", i=10)
+print(json.dumps({"failing": failing, "now": writer.failing}))
+"""
+
+
+def test_a_full_disk_never_leaves_a_partial_line_and_writing_recovers(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"event":"start"}\n{"event":"label","i":-1,"trunc')  # a partial line from a crash
+    done = subprocess.run([sys.executable, "-c", _DISK_FULL, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(done.stdout)
+    assert state["failing"] and state["now"] is None  # failed while full, recovered after
+    records = _events(path)  # every line whole: json.loads of each succeeds
+    numbers = [r.get("i") for r in records if r["event"] == "label"]
+    assert numbers == [0, 1, 2, 3, 10]  # the partial line cut off, 4-9 lost to the full disk (journal has them)
+    assert [r["state"] for r in records if r["event"] == "events_file"] == ["recovered"]
+
+
+def test_an_outage_is_reported_as_such_and_ends_when_the_source_returns(tmp_path, tiny_model, video):
+    import shutil
+
+    clip = tmp_path / "clip.avi"
+    shutil.copy(video, clip)
+    port = _free_port()
+    events = tmp_path / "events.jsonl"
+    proc = _start(_config(tmp_path, tiny_model, clip, http={"bind": f"127.0.0.1:{port}"},
+                          events={"heartbeat_s": 0.3}, source={"reconnect_initial_s": 0.2, "reconnect_max_s": 0.4}))
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    try:
+        assert _wait_for(lambda: events.exists() and '"label"' in events.read_text())
+        clip.unlink()
+        assert _wait_for(lambda: '"outage_s"' in events.read_text())
+        assert "flowercam_source_up 0" in metrics() and "flowercam_current_label{" not in metrics()
+        shutil.copy(video, clip)
+        assert _wait_for(lambda: events.read_text().count('"connected"') >= 2)
+        assert _wait_for(lambda: "flowercam_source_up 1" in metrics())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    beats = [r for r in _events(events) if r["event"] == "heartbeat"]
+    down = [b for b in beats if "outage_s" in b]
+    assert down and all(b["label"] is None for b in down)
+    assert [b["outage_s"] for b in down] == sorted(b["outage_s"] for b in down)  # it grows
+
+
+def test_a_stalled_stream_is_bounded_and_the_watchdog_keeps_being_fed(tmp_path, tiny_model):
+    """A server that accepts TCP and never answers: open() gives up after STREAM_TIMEOUT_S (FFmpeg's own wait is
+    ~30 s, past WatchdogSec), the daemon retries with backoff, WATCHDOG=1 keeps coming meanwhile, and a SIGTERM
+    during the open stops it at once."""
+    from flowercam.sources.opencv import STREAM_TIMEOUT_S
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    notify = tmp_path / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(notify))
+    receiver.settimeout(0.5)
+    events = tmp_path / "events.jsonl"
+    config = _config(tmp_path, tiny_model, f"rtsp://127.0.0.1:{port}/stream",
+                     source={"reconnect_initial_s": 0.5, "reconnect_max_s": 1.0})
+    proc = _start(config, env={"NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "2000000"})
+    pings, start = [], time.monotonic()
+    try:
+        while time.monotonic() - start < 2 * STREAM_TIMEOUT_S + 8:
+            try:
+                message = receiver.recv(4096).decode()
+            except TimeoutError:
+                continue
+            if "WATCHDOG=1" in message:
+                pings.append(time.monotonic())
+            if events.exists() and events.read_text().count('"retry"') >= 2:
+                break
+        assert events.read_text().count('"retry"') >= 2  # open() gave up, twice, within the bound
+        gaps = np.diff(pings)
+        assert len(pings) > 3 and gaps.max() < 2.0, gaps  # every second, also while a stream is being opened
+        time.sleep(1.0)  # the next open is in progress
+    finally:
+        stop = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        receiver.close()
+        silent.close()
+    assert time.monotonic() - stop < 2.5  # a SIGTERM during the open does not wait for it

@@ -69,7 +69,8 @@ def test_usage_errors_exit_2(tiny_model, tmp_path):
     assert run_cli("nonsense").returncode == 2
 
 
-@pytest.mark.parametrize("damage", ["garbage", "sha", "labels", "no_sidecar", "shape"])
+@pytest.mark.parametrize("damage", ["garbage", "sha", "labels", "no_sidecar", "shape", "temperature_hot",
+                                    "temperature_zero", "threshold_range", "unknown_key", "duplicate_label"])
 def test_bad_models_are_refused_with_one_line(tiny_model, dataset_dir, tmp_path, damage):
     model = tmp_path / "m.tflite"
     shutil.copy(tiny_model, model)
@@ -89,6 +90,16 @@ def test_bad_models_are_refused_with_one_line(tiny_model, dataset_dir, tmp_path,
         sidecar_path.unlink()
     elif damage == "shape":
         sidecar["input"]["shape"] = [1, 64, 64, 3]
+    elif damage == "temperature_hot":
+        sidecar["temperature"] = "hot"  # was a traceback in classify, an endless reconnect loop in the daemon
+    elif damage == "temperature_zero":
+        sidecar["temperature"] = 0  # was NaN scores, exit 0 and invalid JSON
+    elif damage == "threshold_range":
+        sidecar["uncertain_below"] = 1.5
+    elif damage == "unknown_key":
+        sidecar["temprature"] = 1.0
+    elif damage == "duplicate_label":
+        sidecar["labels"][1] = sidecar["labels"][0]
     if sidecar_path.exists():
         sidecar_path.write_text(json.dumps(sidecar))
     done = run_cli("classify", "--model", str(model), str(dataset_dir / "jpg" / "image_00001.jpg"))
@@ -98,6 +109,7 @@ def test_bad_models_are_refused_with_one_line(tiny_model, dataset_dir, tmp_path,
 
 def test_info_describes_model(tiny_model):
     done = run_cli("info", "--model", str(tiny_model), "--json")
+    assert done.stdout.count("\n") == 1  # one JSON object on one line, as --json says
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["runtime"] == "ai-edge-litert" and info["input"]["dtype"] == "uint8"
@@ -150,9 +162,43 @@ def test_bench_pipeline_on_real_photos(tiny_model, dataset_dir):
     result = json.loads(done.stdout)
     assert set(result["latency_ms"]) == {"decode", "preprocess", "inference", "total"}
     assert result["latency_ms"]["total"]["mean"] >= result["latency_ms"]["inference"]["mean"]
+    human = run_cli("bench", "-m", str(tiny_model), "--images", str(dataset_dir / "jpg"), "--pipeline", "--runs", "5")
+    assert human.returncode == 0 and "photos/s" in human.stdout and "{" not in human.stdout  # no JSON without --json
 
 
 def test_bench_refuses_a_broken_model(tmp_path):
     (tmp_path / "x.tflite").write_bytes(b"junk")
     done = run_cli("bench", "-m", str(tmp_path / "x.tflite"))
     assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_bad_paths_and_photos_give_one_line_each(tiny_model, tmp_path):
+    """bench --images with a corrupt photo names the photo (it said 'not a valid TFLite model'); a config that
+    is a folder or an over-long path, a FIFO named on the command line: one line, no traceback, no hang."""
+    import os
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "bad.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 50)
+    done = run_cli("bench", "-m", str(tiny_model), "--images", str(photos), "--runs", "2")
+    assert done.returncode == 2 and "bad.jpg" in done.stderr and "TFLite" not in done.stderr
+    assert done.stderr.count("\n") == 1
+    long_path = "/" + "x" * 5000 + ".toml"
+    for args in (["daemon", "-c", str(tmp_path)], ["daemon", "-c", long_path], ["classify", "--model", long_path,
+                                                                               str(photos / "bad.jpg")]):
+        done = run_cli(*args)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, args
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    done = run_cli("classify", "--model", str(tiny_model), str(fifo))
+    assert done.returncode == 1 and "not a regular file" in done.stderr
+
+
+def test_help_shows_flags_as_flags():
+    done = run_cli("classify", "--help")
+    assert done.returncode == 0 and "--json" in done.stdout and "<bool>" not in done.stdout
+    built = run_cli("train", "--help", module="build_models")
+    assert built.returncode == 0 and "<bool>" not in built.stdout
+    for option in ("--size", "--max-per-class", "--phase1-epochs", "--phase2-epochs"):
+        line = next(text for text in built.stdout.splitlines() if option in text)
+        assert len(line.split(option, 1)[1].split()) > 1, line  # a help text after the option

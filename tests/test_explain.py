@@ -129,7 +129,7 @@ def test_every_figure_type_renders_with_its_titles_inside_the_canvas(weak_run, d
         real_save(fig, path, dpi)
         saved.append(path.name)
         with Image.open(path) as image:
-            assert image.mode == "RGB"  # no palette: smooth heatmaps
+            assert image.mode == "RGB"  # no 256-colour palette: smooth heatmaps
 
     monkeypatch.setattr(report, "save_figure", checked_save)
     ds = load_flowers102(dataset_dir)
@@ -137,8 +137,8 @@ def test_every_figure_type_renders_with_its_titles_inside_the_canvas(weak_run, d
     summary = report.explain_image(weak_run, ds, sample.path, tmp_path / "explain", sample.label, lime_samples=40)
     assert "uncalibrated (T = 1" in summary["probabilities"]  # not exported: said plainly
     index = report.report_run(weak_run, ds, tmp_path / "report", gallery=3)
-    assert saved == [f"{sample.path.stem}_explained.png", f"{sample.path.stem}_neighbours.png",
-                     "misclassified_gallery.png"]
-    assert "![gallery](misclassified_gallery.png)" in index.read_text()
+    assert saved == [f"{sample.path.stem}_explained.jpg", f"{sample.path.stem}_neighbours.jpg",
+                     "misclassified_gallery.jpg"]
+    assert "![gallery](misclassified_gallery.jpg)" in index.read_text()
     no_gallery = report.report_run(weak_run, ds, tmp_path / "report0", gallery=0)
-    assert "--gallery 0" in no_gallery.read_text() and not (tmp_path / "report0" / "misclassified_gallery.png").exists()
+    assert "--gallery 0" in no_gallery.read_text() and not (tmp_path / "report0" / "misclassified_gallery.jpg").exists()

@@ -25,11 +25,16 @@ def tiny_run(dataset_dir, tmp_path_factory):
     return run
 
 
-def test_export_writes_three_measured_models(tiny_run, dataset_dir):
+@pytest.fixture(scope="module")
+def exported(tiny_run, dataset_dir):
+    """The tiny run exported with the defaults (probabilities inside the graph, TFLite Metadata)."""
+    return export_run(tiny_run, load_flowers102(dataset_dir), calibration_images=6), tiny_run / "export"
+
+
+def test_export_writes_three_measured_models(exported):
     from flowercam.classifier import Classifier
 
-    report = export_run(tiny_run, load_flowers102(dataset_dir), calibration_images=6)
-    out = tiny_run / "export"
+    report, out = exported
     for precision in ("float32", "float16", "int8"):
         model = out / f"lite0_{precision}.tflite"
         sidecar = json.loads(model.with_suffix(".json").read_text())
@@ -123,3 +128,78 @@ def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
     (tmp_path / "lite0_int8.json").write_text(json.dumps(broken))
     with pytest.raises(ModelError, match="2 outputs, the sidecar describes 1"):
         Classifier(tmp_path / "lite0_int8.tflite")
+
+
+def test_exported_models_carry_metadata_that_round_trips(exported, dataset_dir):
+    """tflite-support's own displayer reads back the labels, the input spec and the outputs' meaning; the device
+    reads the same without it; probabilities come out of the graph."""
+    from flowercam.classifier import Classifier
+    from flowercam.metadata import read_metadata
+
+    from build_models.metadata import metadata_json
+
+    report, out = exported
+    labels = load_flowers102(dataset_dir).class_names
+    assert (out / "labels.txt").read_text().splitlines() == list(labels)
+    for precision in ("float32", "float16", "int8"):
+        model = out / f"lite0_{precision}.tflite"
+        shown = json.loads(metadata_json(model))
+        graph = shown["subgraph_metadata"][0]
+        image = graph["input_tensor_metadata"][0]
+        assert image["content"]["content_properties"]["color_space"] == "RGB"
+        assert image["process_units"][0]["options"] == {"mean": [0.0], "std": [1.0]}
+        scores = graph["output_tensor_metadata"][0]
+        assert scores["name"] == "probabilities" and scores["associated_files"][0]["name"] == "labels.txt"
+        assert scores["associated_files"][0]["type"] == "TENSOR_AXIS_LABELS"
+        embedded = read_metadata(model)
+        assert embedded.labels == labels and embedded.name == f"flowercam lite0 ({precision})"
+        assert report["size_mb_without_metadata"][precision] <= report["models"][precision]["size_mb"]
+    classifier = Classifier(out / "lite0_int8.tflite")
+    assert classifier.sidecar.output_kind == "probabilities" and classifier.metadata.labels == labels
+    from flowercam.describe import describe
+
+    shown_by_info = describe(classifier)["metadata"]
+    assert shown_by_info["name"] == "flowercam lite0 (int8)" and shown_by_info["labels"] == len(labels)
+    assert shown_by_info["associated_files"] == ["labels.txt"] and "Apache-2.0" in shown_by_info["license"]
+    result = classifier.classify(load_flowers102(dataset_dir).test[0].path)
+    assert result.scores.sum() == pytest.approx(1.0) and result.scores.min() >= 0
+
+
+def test_a_model_whose_embedded_labels_differ_from_its_sidecar_is_refused(exported, tmp_path):
+    import shutil
+
+    from flowercam.classifier import Classifier
+    from flowercam.sidecar import ModelError
+
+    _, out = exported
+    model = tmp_path / "swapped.tflite"
+    shutil.copy(out / "lite0_int8.tflite", model)
+    sidecar = json.loads((out / "lite0_int8.json").read_text())
+    sidecar["labels"][0], sidecar["labels"][1] = sidecar["labels"][1], sidecar["labels"][0]
+    model.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(ModelError, match="embedded labels do not match its sidecar .line 1 of labels.txt"):
+        Classifier(model)
+
+
+def test_mediapipe_image_classifier_names_the_flower_with_probabilities(exported, dataset_dir):
+    """A standard client, MediaPipe Tasks' ImageClassifier, reads the class names from the metadata and gets
+    probabilities; its answer is flowercam's."""
+    try:
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+    except ImportError as err:
+        pytest.skip(f"mediapipe does not install here ({err}); .ci/run installs it")
+    from flowercam.classifier import Classifier
+
+    _, out = exported
+    model = out / "lite0_int8.tflite"
+    photo = load_flowers102(dataset_dir).test[0].path
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(model)), max_results=-1)
+    with vision.ImageClassifier.create_from_options(options) as client:
+        heads = client.classify(mp.Image.create_from_file(str(photo))).classifications
+    head = next(h for h in heads if h.head_name == "probabilities")
+    scores = [c.score for c in head.categories]
+    assert all(0.0 <= s <= 1.0 for s in scores) and sum(scores) == pytest.approx(1.0, abs=0.02)
+    ours = Classifier(model).classify(photo)
+    assert head.categories[0].category_name == ours.top_k[0].label
+    assert head.categories[0].score == pytest.approx(ours.top_k[0].score, abs=0.01)

@@ -75,10 +75,28 @@ def test_crop_box_is_centred_square():
 
 def test_find_images_walks_folders_and_keeps_named_files(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
-    for rel in ("a/1.jpg", "a/b/2.PNG", "a/notes.txt"):
-        flower_like().save(tmp_path / rel, format="PNG")
+    for rel, fmt in (("a/1.jpg", "JPEG"), ("a/b/2.PNG", "PNG"), ("a/3.tif", "TIFF"), ("a/4.gif", "GIF"),
+                     ("a/notes.txt", "PNG")):
+        flower_like().save(tmp_path / rel, format=fmt)
     found = find_images([tmp_path / "a", tmp_path / "a" / "notes.txt"])
-    assert [p.name for p in found] == ["1.jpg", "2.PNG", "notes.txt"]
+    assert [p.name for p in found] == ["1.jpg", "3.tif", "4.gif", "2.PNG", "notes.txt"]  # every format Pillow reads
+    assert all(decode(p).mode == "RGB" for p in found[:4])
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # open() on it would block until a writer comes: forever
+    with pytest.raises(ImageError, match="not a regular file"):
+        decode(fifo)
+
+
+def test_a_100_megapixel_camera_photo_is_not_a_bomb(tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("L", (11_000, 9_100), 128).save(path, quality=50)  # 100 MP: over Pillow's default limit of 89 MP
+    image = decode(path, Preprocess(224))  # draft mode: decoded at 1/8 scale
+    assert image.mode == "RGB" and min(image.size) >= 224
 
 
 def test_training_and_device_inputs_are_byte_identical(dataset_dir, tiny_model, odd):
@@ -96,3 +114,10 @@ def test_training_and_device_inputs_are_byte_identical(dataset_dir, tiny_model, 
         assert device_array.tobytes() == array.tobytes()
     camera = classifier.load(odd["camera.jpg"])[0][0]
     assert camera.tobytes() == classifier.preprocess(odd["camera.jpg"]).tobytes()
+
+
+def test_symlink_loops_are_named_as_such(tmp_path):
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(tmp_path / "loop.jpg")
+    with pytest.raises(ImageError, match="too many levels of symbolic links"):
+        decode(loop)

@@ -57,7 +57,7 @@ def test_watch_stops_after_max_frames_and_reports_missing_sources(flower_video, 
     missing = run_cli("watch", "-s", str(tmp_path / "nope.avi"), "-m", str(tiny_model))
     assert missing.returncode == 1 and "cannot open" in missing.stderr and "Traceback" not in missing.stderr
     bad = run_cli("watch", "-s", "opencv:x", "-m", str(tiny_model))
-    assert bad.returncode == 1 and "expected opencv:N" in bad.stderr
+    assert bad.returncode == 2 and "expected opencv:N" in bad.stderr  # a usage error
 
 
 def test_picamera_absent_is_a_clear_error(tiny_model):

@@ -3,7 +3,8 @@
 The legacy format is a sequence of pickles: magic number, protocol version, system
 info, the object itself (tensors refer to storages by persistent id), the list of
 storage keys, then each storage's raw bytes prefixed by its element count (int64).
-Only what a state dict of float tensors needs is supported.
+Only what a state dict of float tensors needs is supported, and every pickle is read by an
+unpickler that refuses any other class or function: a crafted ``--weights`` file cannot run code.
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ def _rebuild_tensor(storage, offset, size, stride, *_args) -> _TensorRef:
     return _TensorRef(storage, offset, size, stride)
 
 
+class _PlainUnpickler(pickle.Unpickler):
+    """For the header records and the key list: plain data only, never a class or function (a crafted file
+    could otherwise run code)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise TorchFileError(f"refusing to load {module}.{name} from a weights file")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise TorchFileError("unexpected persistent id in a weights file header")
+
+
+def _plain(f: BinaryIO) -> Any:
+    return _PlainUnpickler(f).load()
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file: BinaryIO) -> None:
         super().__init__(file)
@@ -89,17 +105,19 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Read a legacy ``torch.save`` state dict into numpy arrays, keyed by name."""
     with open(path, "rb") as f:
         try:
-            magic = pickle.load(f)
+            magic = _plain(f)
+        except TorchFileError:
+            raise
         except Exception as err:
             raise TorchFileError(f"{path}: not a legacy PyTorch file ({err})") from None
         if magic != MAGIC_NUMBER:
             raise TorchFileError(f"{path}: bad magic number (zip-format files are not supported)")
-        if pickle.load(f) != PROTOCOL_VERSION:
+        if _plain(f) != PROTOCOL_VERSION:
             raise TorchFileError(f"{path}: unsupported protocol version")
-        pickle.load(f)  # system info (endianness, type sizes)
+        _plain(f)  # system info (endianness, type sizes)
         unpickler = _Unpickler(f)
         obj = unpickler.load()
-        keys = pickle.load(f)
+        keys = _plain(f)
         storages = {}
         for key in keys:
             dtype = unpickler.storage_dtypes[key]

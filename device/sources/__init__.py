@@ -6,11 +6,36 @@ read through OpenCV. Each source is a context manager yielding RGB frames.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from .base import FrameSource, SourceError
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "file")
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any user name and password replaced by ``***``, for logs, events and the HTTP API."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def check_uri(uri: str) -> None:
+    """Refuse a URI no source could open, before anything runs (one line, with the URI redacted)."""
+    if not uri.strip():
+        raise SourceError("empty source: expected picamera2, opencv:N, a video file or a stream URL")
+    if uri.startswith("opencv:") and not uri.split(":", 1)[1].isdigit():
+        raise SourceError(f"bad source {redact(uri)!r}: expected opencv:N with a camera number N")
+    scheme = urlsplit(uri).scheme
+    if "://" in uri and scheme not in STREAM_SCHEMES:
+        raise SourceError(f"bad source {redact(uri)!r}: unsupported scheme {scheme!r} "
+                          f"(expected one of {', '.join(STREAM_SCHEMES)})")
 
 
 def open_source(uri: str) -> FrameSource:
     """The source for ``uri``; imports its backend only when chosen."""
+    check_uri(uri)
     if uri == "picamera2":
         from .picamera import PiCameraSource
 
@@ -18,11 +43,8 @@ def open_source(uri: str) -> FrameSource:
     from .opencv import OpenCVSource
 
     if uri.startswith("opencv:"):
-        index = uri.split(":", 1)[1]
-        if not index.isdigit():
-            raise SourceError(f"bad source {uri!r}: expected opencv:N with a camera number N")
-        return OpenCVSource(int(index))
+        return OpenCVSource(int(uri.split(":", 1)[1]))
     return OpenCVSource(uri)
 
 
-__all__ = ["FrameSource", "SourceError", "open_source"]
+__all__ = ["FrameSource", "SourceError", "check_uri", "open_source", "redact"]

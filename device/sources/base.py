@@ -6,8 +6,10 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..errors import FlowercamError
 
-class SourceError(RuntimeError):
+
+class SourceError(FlowercamError):
     """A source that cannot be opened or has stopped delivering frames; one-line message."""
 
 

@@ -8,13 +8,17 @@ import numpy as np
 
 from .base import FrameSource, SourceError
 
+STREAM_TIMEOUT_S = 5.0  # a stream URL that accepts and never answers fails after this, well within WatchdogSec
+
 
 class OpenCVSource(FrameSource):
     """``cv2.VideoCapture`` on a camera index, a file path or a URL."""
 
     def __init__(self, target: int | str) -> None:
         self.target = target
-        self.name = f"opencv:{target}" if isinstance(target, int) else str(target)
+        from . import redact
+
+        self.name = f"opencv:{target}" if isinstance(target, int) else redact(str(target))
         self.live = isinstance(target, int) or "://" in str(target)
         self._capture = None
 
@@ -24,7 +28,12 @@ class OpenCVSource(FrameSource):
             import cv2
         except ImportError:
             raise SourceError("OpenCV is not installed: pip install 'flowercam[camera]'") from None
-        capture = cv2.VideoCapture(self.target)
+        if self.live and isinstance(self.target, str):  # a stream: bound open and read (FFmpeg waits ~30 s)
+            timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(STREAM_TIMEOUT_S * 1000),
+                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STREAM_TIMEOUT_S * 1000)]
+            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, timeouts)
+        else:
+            capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
             capture.release()
             raise SourceError(f"cannot open {self.name}")
