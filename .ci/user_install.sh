@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A Pi owner's install, checked as it is done: a regular (non-editable) `pip install ".[camera]"` into its own
+# A Pi owner's install, checked as it is done: a regular (non-editable) `pip install ".[camera,mqtt]"` into its own
 # venv, then `classify`, `watch` on a real video file and the daemon for a few seconds, run outside the checkout
 # so that nothing is imported from the source tree.
 set -euo pipefail
@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet "$repo[camera]"
+"$work/venv/bin/pip" install --quiet "$repo[camera,mqtt]"
 py="$work/venv/bin/python"
 cd "$work"
 "$py" - <<'PY'
@@ -45,7 +45,7 @@ kill -TERM "$pid"
 wait "$pid" || { echo "user install: the daemon exited with $?" >&2; cat "$work/daemon.out" >&2; exit 1; }
 grep -q '"event": "label"' "$work/events.jsonl" || grep -q '"label"' "$work/events.jsonl" \
   || { echo "user install: the daemon wrote no label event" >&2; cat "$work/daemon.out" >&2; exit 1; }
-"$work/venv/bin/build-models" data --data "$work" >/dev/null 2>"$work/bm.err" && exit_bm=0 || exit_bm=$?
+"$work/venv/bin/build-models" train tiny --data "$work" >/dev/null 2>"$work/bm.err" && exit_bm=0 || exit_bm=$?
 [ "$exit_bm" -eq 2 ] && [ "$(wc -l < "$work/bm.err")" -eq 1 ] && grep -q "\[build\]" "$work/bm.err" \
   || { echo "user install: build-models without the [build] extra should say so in one line" >&2; cat "$work/bm.err" >&2; exit 1; }
 echo "user install: classify, watch, daemon and build-models checked in a regular install"

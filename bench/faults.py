@@ -3,7 +3,7 @@ socket), and how it behaves: watchdog max gap, events corrupted or lost, exit, t
 
 Faults: a stalled stream (a TCP server that accepts and never answers), the source lost and back, a full disk and
 its recovery (RLIMIT_FSIZE lowered on the running daemon, then raised), SIGTERM at random moments (×20, from
-start-up on), SIGHUP, slow and aborted HTTP clients, 200 idle connections.
+start-up on), SIGHUP (a reload) 20 times under load, slow and aborted HTTP clients, 200 idle connections.
 
 Usage: python bench/faults.py  ->  bench/results/faults.{json,md}
 """
@@ -193,18 +193,6 @@ def sigterm_at_random(tmp: Path, video: Path, times: int = 20) -> dict:
             f"{sum(r['stop_event'] for r in results)} of them had got as far as the events"}
 
 
-def sighup(tmp: Path, video: Path) -> dict:
-    run = Run(tmp / "hup", str(video))
-    run.wait_for(lambda: '"label"' in run.text())
-    for _ in range(5):
-        run.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
-    before = run.text().count("\n")
-    going = run.wait_for(lambda: run.text().count("\n") > before, timeout=10) is not None
-    result = run.stop()
-    return {**result, "recover_s": None, "note": f"5 SIGHUPs: still classifying afterwards: {going}"}
-
-
 def http_clients(tmp: Path, video: Path) -> dict:
     run = Run(tmp / "http", str(video))
     run.wait_for(lambda: run.get("/healthz")[0] == 200)
@@ -250,8 +238,35 @@ def idle_connections(tmp: Path, video: Path) -> dict:
             "note": f"200 idle connections: /metrics served again after the time shown; {threads} threads"}
 
 
+def reload_under_load(tmp: Path, video: Path, times: int = 20) -> dict:
+    """SIGHUP 20 times while the daemon classifies at its fps cap: frames missed against the cap, errors."""
+    run = Run(tmp / "reload", str(video), source={"fps": 10})
+    run.wait_for(lambda: run.get("/healthz")[0] == 200)
+    time.sleep(1.0)
+    start_inferences = _inferences(run)
+    t0 = time.monotonic()
+    for _ in range(times):
+        run.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+    elapsed = time.monotonic() - t0
+    done = _inferences(run) - start_inferences
+    reloads = [json.loads(line) for line in run.text().splitlines() if '"reload"' in line]
+    result = run.stop()
+    expected = round(elapsed * 10)
+    return {**result, "recover_s": None,
+            "note": f"{len(reloads)} reloads ({sum(r['ok'] for r in reloads)} ok) in {elapsed:.0f} s at fps 10: "
+            f"{done} frames classified, {max(0, expected - done)} missed against the cap of {expected}"}
+
+
+def _inferences(run: Run) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{run.port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("flowercam_inferences_total ")))
+
+
 FAULTS = {"stalled stream": stalled_stream, "source lost and back": source_loss, "disk full and back": disk_full,
-          "SIGTERM at random times ×20": sigterm_at_random, "SIGHUP ×5": sighup,
+          "SIGTERM at random times ×20": sigterm_at_random,
+          "reload (SIGHUP) ×20 under load": reload_under_load,
           "slow and aborted HTTP clients": http_clients, "200 idle connections": idle_connections}
 
 

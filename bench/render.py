@@ -22,6 +22,7 @@ import data_checks  # noqa: E402
 import faults  # noqa: E402
 import field  # noqa: E402
 import latency  # noqa: E402
+import mqtt_session  # noqa: E402
 import own_flowers  # noqa: E402
 import shipped_bench  # noqa: E402
 import summary  # noqa: E402
@@ -33,7 +34,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "calibration_size": calibration_size.render, "cache_speedup": cache_speedup.render,
     "shipped_bench": shipped_bench.render, "data_checks": data_checks.render, "field": field.render,
     "field_experiments": field.render_experiments, "clients": clients.render, "own_flowers": own_flowers.render,
-    "faults": faults.render,
+    "faults": faults.render, "mqtt": mqtt_session.render,
 }
 
 

@@ -274,11 +274,14 @@ def _bench_inputs(pre, files: list[Path]) -> list:
 def daemon(
     config: Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")] = Path(
         "/etc/flowercam/flowercam.toml"),
+    check_config: Annotated[bool, typer.Option("--check-config", help="Only check the config and the model it "
+                                               "names (exit 0 or 2), e.g. before systemctl reload.")] = False,
 ) -> None:
-    """Run the camera-classification daemon (systemd Type=notify): events as JSON Lines on stdout."""
+    """Run the camera-classification daemon (systemd Type=notify): events as JSON Lines on stdout.
+    SIGHUP (systemctl reload) re-reads the config and the model."""
     import logging
 
-    from .daemon import Daemon, Signals
+    from .daemon import Daemon, Signals, classifier_for
 
     signals = Signals().install()  # first: a SIGTERM while the model loads still stops cleanly
     from .config import ConfigError, load_config
@@ -287,17 +290,20 @@ def daemon(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(config)
-    except ConfigError as err:
+        classifier = classifier_for(cfg)
+    except (ConfigError, ModelError, RuntimeMissing) as err:
         raise fail(str(err)) from None
-    threshold = cfg.model.uncertain_below if cfg.model.uncertain_below >= 0 else None
-    classifier = open_classifier(Path(cfg.model.path) if cfg.model.path else None, cfg.model.threads,
-                                 cfg.model.edgetpu, threshold, cfg.model.crops or None)
+    if check_config:
+        from .sources import redact
+
+        typer.echo(f"{config}: ok (model {classifier.model.name}, source {redact(cfg.source.uri)})")
+        return
     try:
         events = EventWriter(cfg.events.file)
     except OSError as err:
         raise fail(f"events.file: {err}") from None
     try:
-        raise typer.Exit(Daemon(cfg, classifier, events, signals=signals).run())
+        raise typer.Exit(Daemon(cfg, classifier, events, signals=signals, config_path=config).run())
     except OSError as err:  # e.g. the HTTP port is taken
         raise fail(str(err), 1) from None
     finally:

@@ -62,12 +62,27 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    host: str = ""  # the broker; empty: MQTT off (needs the mqtt extra: pip install 'flowercam[mqtt]')
+    port: int = 1883
+    username: str = ""
+    password_file: str = ""  # a file holding the password (not the password itself: the config is readable)
+    tls_ca: str = ""  # a CA certificate file: connect with TLS
+    topic_prefix: str = ""  # empty: flowercam/<hostname>
+    discovery_prefix: str = "homeassistant"  # Home Assistant's MQTT discovery; empty: no discovery messages
+    qos: int = 1
+    retain: bool = True  # state and snapshot messages are retained (a new subscriber sees the current label)
+    snapshots: bool = True  # publish the frame of each label change (a Home Assistant camera entity)
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 _RANGES = {
@@ -75,6 +90,7 @@ _RANGES = {
     "source.reconnect_initial_s": (0.01, 3600.0), "source.reconnect_max_s": (0.01, 86400.0),
     "smoothing.window": (1, 1000), "smoothing.enter": (0.0, 1.0), "smoothing.stay": (0.0, 1.0),
     "events.heartbeat_s": (0.1, 86400.0), "events.snapshot_max": (1, 1_000_000),
+    "mqtt.port": (1, 65535), "mqtt.qos": (0, 2),
 }
 
 
@@ -136,6 +152,10 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("source.reconnect_initial_s must not exceed source.reconnect_max_s")
     if config.http.bind:
         parse_bind(config.http.bind)
+    for key in ("password_file", "tls_ca"):
+        path = getattr(config.mqtt, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"mqtt.{key} = {path!r}: no such file")
     from .sources import SourceError, check_uri
 
     try:

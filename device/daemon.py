@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from .classifier import Classifier
-from .config import Config, parse_bind
+from .config import Config, ConfigError, load_config, parse_bind
+from .errors import FlowercamError
 from .events import EventWriter, save_snapshot
 from .http import Metrics, serve
 from .notify import Notifier
@@ -27,13 +28,21 @@ from .sources import SourceError, open_source, redact
 log = logging.getLogger(__name__)
 
 
+def classifier_for(config: Config) -> Classifier:
+    """The classifier a config names (raises ModelError or RuntimeMissing)."""
+    threshold = config.model.uncertain_below if config.model.uncertain_below >= 0 else None
+    return Classifier(Path(config.model.path) if config.model.path else None, config.model.threads,
+                      config.model.edgetpu, threshold, config.model.crops or None)
+
+
 class Signals:
-    """SIGTERM/SIGINT request a stop; SIGHUP is logged and ignored (systemd counts a SIGHUP death as a clean exit
-    and never restarts it). Installed first thing, before the model loads, so a stop in the first moments still
-    ends with STOPPING=1 and a ``stop`` event."""
+    """SIGTERM/SIGINT request a stop; SIGHUP requests a reload of the config and model (``systemctl reload``).
+    Installed first thing, before the model loads, so a stop in the first moments still ends with STOPPING=1
+    and a ``stop`` event (and a SIGHUP then is never a death, which systemd would count as a clean exit)."""
 
     def __init__(self) -> None:
         self.stopping = False
+        self.reload = False
 
     def install(self) -> Signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -45,15 +54,18 @@ class Signals:
     def _stop(self, signum, _frame) -> None:
         self.stopping = True
 
-    @staticmethod
-    def _hangup(signum, _frame) -> None:
-        log.warning("SIGHUP: reloading is not supported yet; going on with the current config and model")
+    def _hangup(self, signum, _frame) -> None:
+        self.reload = True
 
 
 class Daemon:
     def __init__(self, config: Config, classifier: Classifier, events: EventWriter,
-                 notifier: Notifier | None = None, signals: Signals | None = None) -> None:
+                 notifier: Notifier | None = None, signals: Signals | None = None,
+                 config_path: Path | None = None) -> None:
         self.config, self.classifier, self.events = config, classifier, events
+        self.config_path = config_path
+        self._reopen = False  # a reload changed the source: reconnect at once
+        self.mqtt = None  # an MqttPublisher when [mqtt] host is set
         self.notifier = notifier or Notifier()
         self.signals = signals or Signals()
         self.uri = redact(config.source.uri)  # credentials never reach logs, events or the HTTP API
@@ -65,7 +77,7 @@ class Daemon:
         self._last_ping = 0.0
         self._window = {"frames": 0, "inference_ms": 0.0, "dropped": 0, "since": time.monotonic()}
         self._next_heartbeat = time.monotonic() + config.events.heartbeat_s
-        self._source_state = "starting"
+        self.metrics.source_state = "starting"
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     @property
@@ -79,6 +91,10 @@ class Daemon:
                 return 0
             server = serve(*parse_bind(self.config.http.bind), self.metrics, time.monotonic) \
                 if self.config.http.bind else None
+            if self.config.mqtt.host:
+                from .mqtt import MqttPublisher
+
+                self.mqtt = MqttPublisher(self.config.mqtt, self.classifier.model.name)
             self.events.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
                              source=self.uri)
             backoff = self.config.source.reconnect_initial_s
@@ -86,18 +102,25 @@ class Daemon:
                 delivered, ended, error, live = self._run_source()
                 if self.stopping:
                     break
+                if self._reopen:  # a reload changed the source
+                    self._reopen = False
+                    backoff = self.config.source.reconnect_initial_s
+                    continue
                 if delivered:
                     backoff = self.config.source.reconnect_initial_s
                 if ended and delivered and not live:  # a video file played to its end
                     if self.config.source.loop:
                         continue  # loop = true: start again at once
-                    self._ended()  # loop = false: it ended, once, and stays ended
-                    break
+                    self._ended()  # loop = false: it ended, once, and stays ended (until a reload names another)
+                    if self.stopping:
+                        break
+                    self._reopen = False
+                    continue
                 with self.metrics.lock:
                     self.metrics.reconnects += 1
                     if self.metrics.outage_since is None:
                         self.metrics.outage_since = time.monotonic()
-                self._source_state = f"reconnecting in {backoff:.1f} s"
+                self.metrics.source_state = f"reconnecting in {backoff:.1f} s"
                 self.events.emit("source", state="retry", uri=self.uri, retry_in_s=backoff,
                                  error=error or ("source ended" if ended else "no frames"))
                 log.warning("source %s: %s; retrying in %.1f s", self.uri, error or "ended", backoff)
@@ -107,19 +130,58 @@ class Daemon:
                 backoff = min(backoff * 2, self.config.source.reconnect_max_s)
         finally:
             self.notifier.send("STOPPING=1")
-            self.events.emit("stop", frames=self.metrics.frames, inferences=self.metrics.inferences)
+            mqtt = {"mqtt": self.mqtt.close()} if self.mqtt is not None else {}
+            self.events.emit("stop", frames=self.metrics.frames, inferences=self.metrics.inferences, **mqtt)
             if server is not None:
                 server.shutdown()
         return 0
 
+    # -- reload (SIGHUP, systemctl reload) -----------------------------------------------------------------------
+    def _maybe_reload(self) -> None:
+        if self.signals.reload:
+            self.signals.reload = False
+            self.reload()
+
+    def reload(self) -> bool:
+        """Re-read the config and the model it names; on success swap them in between two frames, else go on with
+        the old ones and say why in one line. systemd sees RELOADING=1 ... READY=1 either way."""
+        self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+        try:
+            if self.config_path is None:
+                raise ConfigError("no config file to reload")
+            config = load_config(self.config_path)
+            classifier = classifier_for(config)
+        except FlowercamError as err:
+            log.error("reload failed, still running the previous config and model: %s", err)
+            self.events.emit("reload", ok=False, error=str(err))
+            self.notifier.send("READY=1", f"STATUS=reload failed ({err}); previous config and model kept")
+            return False
+        old = self.config
+        self.config, self.classifier = config, classifier
+        self.uri = redact(config.source.uri)
+        if config.smoothing != old.smoothing:
+            s = config.smoothing
+            self.smoother = Smoother(s.window, s.enter, s.stay)
+        if config.source.fps != old.source.fps:
+            self.pacer = Pacer(config.source.fps)
+        self._reopen = config.source.uri != old.source.uri
+        unchanged = [name for name in ("http", "events") if getattr(config, name) != getattr(old, name)]
+        if unchanged:
+            log.warning("reload: changes to [%s] take effect at the next restart", ", ".join(unchanged))
+        self.events.emit("reload", ok=True, model=str(classifier.model), source=self.uri,
+                         restart_needed_for=unchanged)
+        self.notifier.send("READY=1")
+        self._status()
+        return True
+
     def _ended(self) -> None:
         """A video file ended with loop = false: say so once, then idle (watchdog kept) until stopped."""
-        self._source_state = "ended"
+        self.metrics.source_state = "ended"
         self.events.emit("source", state="ended", uri=self.uri)
         log.info("source %s ended (loop = false)", self.uri)
         self._notify_ready()
         self._status()
-        while not self.stopping:
+        while not self.stopping and not self._reopen:
             self._sleep(1.0)
 
     # -- one connection to the source ------------------------------------------------------------------------
@@ -133,14 +195,15 @@ class Daemon:
         if isinstance(source, str):
             return False, False, source, True
         delivered, ended, error = False, False, ""
-        self._source_state = "connected"
+        self.metrics.source_state = "connected"
         with self.metrics.lock:
             self.metrics.outage_since = None
         self.events.emit("source", state="connected", uri=self.uri)
         self._notify_ready()
         try:
-            while not self.stopping:
+            while not self.stopping and not self._reopen:
                 self._ping()
+                self._maybe_reload()
                 t0 = time.monotonic()
                 try:
                     frame = source.read()
@@ -210,8 +273,16 @@ class Daemon:
         label = self._label(self.smoother.current)
         with self.metrics.lock:
             self.metrics.label = label
+            self.metrics.frame, self.metrics.frame_id = frame, self.metrics.frame_id + 1
+            if changed or self.metrics.since is None:
+                self.metrics.since = time.time()
             self.metrics.latest = {**result.to_dict(), "smoothed_label": label,
                                    "smoothed_confidence": round(self.smoother.confidence, 4)}
+        if changed:
+            self.metrics.remember(label, self.smoother.confidence, frame)
+            if self.mqtt is not None:
+                self._publish_state()
+                self.mqtt.snapshot(self.metrics.snapshot() or b"")
         if changed:
             snapshot, problem = None, {}
             if self.config.events.snapshot_dir and self.smoother.current is not None:
@@ -241,25 +312,34 @@ class Daemon:
         self.events.emit("heartbeat", fps=round(w["frames"] / elapsed, 2),
                          mean_inference_ms=round(w["inference_ms"] / max(w["frames"], 1), 2),
                          peak_rss_mb=round(peak_rss_mb(), 1), frames_dropped=w["dropped"],
-                         reconnects=self.metrics.reconnects, source=self._source_state,
+                         reconnects=self.metrics.reconnects, source=self.metrics.source_state,
                          **({"outage_s": round(outage, 1), "label": None} if outage is not None
                             else {"label": self.metrics.label}))
         self._status(fps=w["frames"] / elapsed)
+        if self.mqtt is not None:
+            self._publish_state(fps=w["frames"] / elapsed)
         self._window = {"frames": 0, "inference_ms": 0.0, "dropped": 0, "since": now}
         self._next_heartbeat = now + self.config.events.heartbeat_s
+
+    def _publish_state(self, fps: float | None = None) -> None:
+        outage = self.metrics.outage_seconds(time.monotonic())
+        self.mqtt.state(label=None if outage is not None else self.metrics.label,
+                        confidence=round(self.smoother.confidence, 4), uncertain=self.smoother.current is None,
+                        since=self.metrics.since, fps=None if fps is None else round(fps, 2),
+                        source=self.metrics.source_state, outage_s=None if outage is None else round(outage, 1))
 
     def _status(self, fps: float | None = None) -> None:
         outage = self.metrics.outage_seconds(time.monotonic())
         if outage is not None:  # no stale label while nothing is seen
-            self.notifier.send(f"STATUS=source down for {outage:.0f} s, {self._source_state}")
+            self.notifier.send(f"STATUS=source down for {outage:.0f} s, {self.metrics.source_state}")
             return
         rate = f"{fps:.1f} fps, " if fps is not None else ""
-        self.notifier.send(f"STATUS={rate}label {self.metrics.label}, source {self._source_state}")
+        self.notifier.send(f"STATUS={rate}label {self.metrics.label}, source {self.metrics.source_state}")
 
     def _notify_ready(self) -> None:
         if not self._ready:
             self._ready = True
-            self.notifier.send("READY=1", f"STATUS=model loaded, source {self._source_state}")
+            self.notifier.send("READY=1", f"STATUS=model loaded, source {self.metrics.source_state}")
 
     def _ping(self) -> None:
         """WATCHDOG=1 every half watchdog interval, from READY on (start-up is TimeoutStartSec's)."""
@@ -275,6 +355,7 @@ class Daemon:
         end = time.monotonic() + seconds
         while not self.stopping and (left := end - time.monotonic()) > 0:
             self._ping()
+            self._maybe_reload()
             if self.metrics.outage_since is not None:
                 self._maybe_heartbeat()
             time.sleep(min(left, 0.1))

@@ -1,13 +1,34 @@
-"""The daemon's optional HTTP endpoints (stdlib): /healthz, /metrics (Prometheus text), /latest (JSON)."""
+"""The daemon's optional HTTP endpoints (stdlib): a status page for people (``/``, with ``/snapshot.jpg`` and the
+thumbnails of the last label changes), and ``/healthz``, ``/metrics`` (Prometheus text), ``/latest`` (JSON) for
+machines."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
+import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 LATENCY_BUCKETS_MS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+HISTORY = 8  # label changes shown on the status page
+THUMB_SIDE = 160  # px, the thumbnails of those changes
+STATUS_PAGE = (Path(__file__).parent / "status.html").read_text(encoding="utf-8")
+
+
+def _jpeg(frame, side: int | None) -> bytes:
+    """An RGB frame as JPEG, optionally shrunk to ``side`` px on its long side."""
+    from PIL import Image
+
+    image = Image.fromarray(frame, "RGB")
+    if side:
+        image.thumbnail((side, side))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
 
 
 class Metrics:
@@ -23,6 +44,43 @@ class Metrics:
         self.label = "uncertain"
         self.latest: dict = {}
         self.outage_since: float | None = None  # monotonic time the source went down; None while it is up
+        self.source_state = "starting"
+        self.frame = None  # the last frame classified (RGB array) and its number
+        self.frame_id = 0
+        self.since: float | None = None  # wall time the smoothed label last changed
+        self.history: deque[dict] = deque(maxlen=HISTORY)  # the last label changes, newest first, with thumbnails
+        self._jpeg: tuple[int, bytes] = (-1, b"")
+        self._inference_times: deque[float] = deque(maxlen=30)
+
+    def remember(self, label: str, confidence: float, frame) -> None:
+        """A label change, with a thumbnail of the frame it was confirmed on."""
+        entry = {"time": round(time.time(), 3), "label": label, "confidence": round(float(confidence), 4),
+                 "thumb": _jpeg(frame, THUMB_SIDE)}
+        with self.lock:
+            self.history.appendleft(entry)
+
+    def snapshot(self) -> bytes | None:
+        """The last classified frame as JPEG (encoded once per frame, on demand)."""
+        with self.lock:
+            frame, frame_id = self.frame, self.frame_id
+        if frame is None:
+            return None
+        if self._jpeg[0] != frame_id:
+            self._jpeg = (frame_id, _jpeg(frame, None))
+        return self._jpeg[1]
+
+    def status(self, now: float) -> dict:
+        """What the status page shows (``/latest``): the last result, the smoothed label and since when, rates,
+        memory, the source's state, and the last label changes."""
+        with self.lock:
+            times = list(self._inference_times)
+            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+            outage = self.outage_seconds(now)
+            return {**self.latest, "frame_id": self.frame_id, "since": self.since, "fps": round(fps, 2),
+                    "source": self.source_state, "outage_s": None if outage is None else round(outage, 1),
+                    "inferences": self.inferences, "reconnects": self.reconnects,
+                    "history": [{k: v for k, v in h.items() if k != "thumb"} | {"thumb": f"/history/{i}.jpg"}
+                                for i, h in enumerate(self.history)]}
 
     def outage_seconds(self, now: float) -> float | None:
         """How long the source has been down, or None while it is up."""
@@ -31,6 +89,7 @@ class Metrics:
 
     def observe(self, inference_ms: float, now: float) -> None:
         with self.lock:
+            self._inference_times.append(now)
             self.inferences += 1
             self.latency_sum_ms += inference_ms
             index = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if inference_ms <= b), len(LATENCY_BUCKETS_MS))
@@ -114,17 +173,32 @@ def serve(host: str, port: int, metrics: Metrics, clock) -> ThreadingHTTPServer:
             elif self.path == "/metrics":
                 self._send(200, metrics.prometheus(clock()), "text/plain; version=0.0.4")
             elif self.path == "/latest":
+                self._send(200, json.dumps(metrics.status(clock())) + "\n", "application/json")
+            elif self.path in ("/", "/index.html"):
+                self._send(200, STATUS_PAGE, "text/html; charset=utf-8")
+            elif self.path.split("?")[0] == "/snapshot.jpg":
+                jpeg = metrics.snapshot()
+                if jpeg is None:
+                    self._send(503, "no frame yet\n", "text/plain")
+                else:
+                    self._send(200, jpeg, "image/jpeg")
+            elif self.path.startswith("/history/") and self.path.split("?")[0].endswith(".jpg"):
+                index = self.path.split("?")[0][len("/history/"):-len(".jpg")]
                 with metrics.lock:
-                    body = json.dumps(metrics.latest)
-                self._send(200, body + "\n", "application/json")
+                    history = list(metrics.history)
+                if index.isdigit() and int(index) < len(history):
+                    self._send(200, history[int(index)]["thumb"], "image/jpeg")
+                else:
+                    self._send(404, "not found\n", "text/plain")
             else:
                 self._send(404, "not found\n", "text/plain")
 
-        def _send(self, code: int, body: str, kind: str) -> None:
-            data = body.encode()
+        def _send(self, code: int, body: str | bytes, kind: str) -> None:
+            data = body.encode() if isinstance(body, str) else body
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store, max-age=0")  # never a stale label or frame
             self.end_headers()
             self.wfile.write(data)
 

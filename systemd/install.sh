@@ -17,7 +17,7 @@ if command -v apt-get >/dev/null && ! python3 -c "import picamera2" 2>/dev/null;
 fi
 python3 -m venv --system-site-packages "$prefix/venv"
 "$prefix/venv/bin/pip" install --upgrade pip
-"$prefix/venv/bin/pip" install "$repo[camera]"
+"$prefix/venv/bin/pip" install "$repo[camera,mqtt]"
 install -m 0644 "$repo/README.md" "$prefix/README.md"
 
 # The config may hold a camera's password (rtsp://user:pass@...): readable by root and the service only.

@@ -52,3 +52,19 @@ def tiny_model(tmp_path_factory, dataset_dir) -> Path:
     write_tflite(model, path, pre, ds.class_names, "int8", representative_dataset([s.path for s in samples], pre),
                  temperature=1.5, backbone="tiny", run="test")
     return path
+
+
+@pytest.fixture(scope="session")
+def video(tmp_path_factory, dataset_dir) -> Path:
+    """A 2-second MJPG clip of 10 synthetic photos (5 frames each), read through OpenCV like a camera."""
+    import cv2
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("video") / "garden.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for jpg in sorted((dataset_dir / "jpg").glob("*.jpg"))[:10]:
+        image = np.asarray(Image.open(jpg).convert("RGB").resize((64, 48)))[..., ::-1].copy()
+        for _ in range(5):
+            writer.write(image)
+    writer.release()
+    return path

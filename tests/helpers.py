@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -79,3 +82,44 @@ def run_cli(*args: str, env: dict | None = None, module: str = "flowercam") -> s
     """Run a console entry point in a fresh interpreter (the real process, exit code and streams)."""
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
+
+
+# -- the daemon as a real process ------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def daemon_config(tmp_path: Path, model_file: Path, uri: Path | str, **sections) -> Path:
+    """A daemon config in ``tmp_path``: the model, the source, an events file; ``sections`` override."""
+    base = {"model": {"path": str(model_file), "threads": 1},
+            "source": {"uri": str(uri), "fps": 50, "loop": True, "reconnect_initial_s": 0.1,
+                       "reconnect_max_s": 0.4},
+            "events": {"file": str(tmp_path / "events.jsonl"), "heartbeat_s": 0.5}}
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    text = "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+                   for name, values in base.items())
+    path = tmp_path / "flowercam.toml"
+    path.write_text(text)
+    return path
+
+
+def start_daemon(config: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "flowercam", "daemon", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                            env={**os.environ, **(env or {})})
+
+
+def events_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wait_for(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

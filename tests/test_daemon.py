@@ -15,64 +15,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from flowercam.config import ConfigError, load_config
 from flowercam.smoothing import Smoother
 
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory, dataset_dir) -> Path:
-    from PIL import Image
-
-    path = tmp_path_factory.mktemp("video") / "garden.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
-    for jpg in sorted((dataset_dir / "jpg").glob("*.jpg"))[:10]:
-        image = np.asarray(Image.open(jpg).convert("RGB").resize((64, 48)))[..., ::-1].copy()
-        for _ in range(5):
-            writer.write(image)
-    writer.release()
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _config(tmp_path: Path, model: Path, uri: Path | str, **sections) -> Path:
-    base = {"model": {"path": str(model), "threads": 1},
-            "source": {"uri": str(uri), "fps": 50, "loop": True, "reconnect_initial_s": 0.1,
-                       "reconnect_max_s": 0.4},
-            "events": {"file": str(tmp_path / "events.jsonl"), "heartbeat_s": 0.5}}
-    for name, values in sections.items():
-        base[name] = {**base.get(name, {}), **values}
-    text = "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
-                   for name, values in base.items())
-    path = tmp_path / "flowercam.toml"
-    path.write_text(text)
-    return path
-
-
-def _start(config: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flowercam", "daemon", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            env={**os.environ, **(env or {})})
-
-
-def _events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.helpers import daemon_config as _config
+from tests.helpers import events_of as _events
+from tests.helpers import free_port as _free_port
+from tests.helpers import start_daemon as _start
+from tests.helpers import wait_for as _wait_for
 
 
 def test_notify_protocol_over_a_real_socket(tmp_path, tiny_model, video):
@@ -229,22 +181,68 @@ def test_smoother_does_not_flicker():
     assert smoother.current == 1  # kept above "stay"
 
 
-def test_sighup_does_not_kill_and_an_early_sigterm_still_stops_cleanly(tmp_path, tiny_model, video):
-    proc = _start(_config(tmp_path, tiny_model, video))
+def test_reload_on_sighup_swaps_config_and_model_or_keeps_the_old_ones(tmp_path, tiny_model, video):
+    """SIGHUP (systemctl reload): RELOADING=1 then READY=1 over the real notify socket; a good config is swapped in
+    between frames, a broken one is refused with one line and the daemon goes on with the old one."""
+    notify = tmp_path / "notify.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(notify))
+    receiver.settimeout(0.2)
+    config = _config(tmp_path, tiny_model, video)
+    proc = _start(config, env={"NOTIFY_SOCKET": str(notify)})
     events = tmp_path / "events.jsonl"
-    assert _wait_for(lambda: events.exists() and '"label"' in events.read_text())
-    proc.send_signal(signal.SIGHUP)
-    time.sleep(1.0)
-    assert proc.poll() is None  # still classifying
-    count = events.read_text().count("\n")
-    assert _wait_for(lambda: events.read_text().count("\n") > count)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and "SIGHUP" in err and _events(events)[-1]["event"] == "stop"
-    (tmp_path / "early").mkdir()
-    early = _start(_config(tmp_path / "early", tiny_model, video))
-    time.sleep(0.3)  # still importing and loading the model
-    early.send_signal(signal.SIGTERM)
+    messages: list[str] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                messages.append(receiver.recv(4096).decode())
+            except TimeoutError:
+                return
+
+    try:
+        assert _wait_for(lambda: events.exists() and '"label"' in events.read_text())
+        config.write_text(config.read_text().replace("[model]\n", "[model]\nuncertain_below = 0.99\n"))
+        proc.send_signal(signal.SIGHUP)
+        assert _wait_for(lambda: '"reload"' in events.read_text())
+        config.write_text("[model\n")  # broken
+        proc.send_signal(signal.SIGHUP)
+        assert _wait_for(lambda: events.read_text().count('"reload"') == 2)
+        count = events.read_text().count("\n")
+        assert _wait_for(lambda: events.read_text().count("\n") > count)  # still classifying
+        drain()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        receiver.close()
+    assert proc.returncode == 0 and _events(events)[-1]["event"] == "stop"
+    reloads = [r for r in _events(events) if r["event"] == "reload"]
+    assert reloads[0]["ok"] and not reloads[1]["ok"] and "not valid TOML" in reloads[1]["error"]
+    assert "reload failed" in err and err.count("Traceback") == 0
+    sent = [m.split("\n")[0] for m in messages if m.startswith(("RELOADING=1", "READY=1"))]
+    assert sent[:5] == ["READY=1", "RELOADING=1", "READY=1", "RELOADING=1", "READY=1"]
+
+
+def test_check_config_validates_config_and_model(tmp_path, tiny_model, video):
+    good = _config(tmp_path, tiny_model, video)
+    done = subprocess.run([sys.executable, "-m", "flowercam", "daemon", "--check-config", "-c", str(good)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "ok" in done.stdout
+    bad = _config(tmp_path, tmp_path / "missing.tflite", video)
+    done = subprocess.run([sys.executable, "-m", "flowercam", "daemon", "--check-config", "-c", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "model not found" in done.stderr
+
+
+def test_an_early_sigterm_still_stops_cleanly(tmp_path, tiny_model, video):
+    early = _start(_config(tmp_path, tiny_model, video))
+
+    def catches_sigterm() -> bool:  # the daemon's handler is installed: bit 15 of SigCgt
+        status = Path(f"/proc/{early.pid}/status").read_text()
+        return bool(int(status.split("SigCgt:")[1].split()[0], 16) & (1 << (signal.SIGTERM - 1)))
+
+    assert _wait_for(catches_sigterm, 30)
+    early.send_signal(signal.SIGTERM)  # while the config and model are still loading
     _, err = early.communicate(timeout=60)
     assert early.returncode == 0 and "Traceback" not in err
 
