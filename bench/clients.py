@@ -103,8 +103,9 @@ def render(data: dict) -> str:
                      f"{fc_cat['score']:.4f} |")
     size = data["size_mb"]
     answer = f"{ours['label']}{' (uncertain)' if ours['uncertain'] else ''}"
-    lines += [f"\nflowercam answers **{answer}**; MediaPipe's scores are the model's own uint8 output (steps of "
-              "1/256), flowercam's the same output renormalised to sum to 1.\n",
+    lines += [f"\nflowercam answers **{answer}**. MediaPipe's scores are the model's own uint8 output (steps of "
+              "1/256) for the whole photo resized to the input (MediaPipe does not crop); flowercam's are that output "
+              "renormalised to sum to 1, for the centred square: the same model, slightly different pixels.\n",
               f"Model size (int8): {size['without_metadata']} MB without metadata, {size['with_metadata']} MB with "
               "it (metadata and `labels.txt`).\n",
               "## Logits or probabilities out of the model\n",

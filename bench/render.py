@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
+import cache_memory  # noqa: E402
 import cache_speedup  # noqa: E402
 import calibration_size  # noqa: E402
 import classify_test_split  # noqa: E402
@@ -34,7 +35,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "calibration_size": calibration_size.render, "cache_speedup": cache_speedup.render,
     "shipped_bench": shipped_bench.render, "data_checks": data_checks.render, "field": field.render,
     "field_experiments": field.render_experiments, "clients": clients.render, "own_flowers": own_flowers.render,
-    "faults": faults.render, "mqtt": mqtt_session.render,
+    "faults": faults.render, "mqtt": mqtt_session.render, "cache_memory": cache_memory.render,
 }
 
 

@@ -50,6 +50,10 @@ python bench/shipped_bench.py
 python bench/field.py
 python bench/clients.py
 python bench/own_flowers.py
+python bench/faults.py
+python bench/mqtt_session.py
+python bench/status_page.py
+python bench/cache_memory.py
 bash bench/docs_figures.sh
 python bench/daemon_soak.py --minutes 10
 python bench/cache_speedup.py

@@ -65,8 +65,12 @@ class LogProgress:
 
 
 @contextmanager
-def progress(description: str, total: int, unit: str = "img") -> Iterator[Callable[[int], None]]:
-    """Yields ``advance(n)``: a transient rich bar on a terminal, plain lines (and a last one) in a log."""
+def progress(description: str, total: int, unit: str = "img", show: bool = True) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(n)``: a transient rich bar on a terminal, plain lines (and a last one) in a log; nothing
+    with ``show=False`` (a step inside a task that shows its own progress)."""
+    if not show:
+        yield lambda n=1: None
+        return
     if sys.stdout.isatty():
         from rich.progress import Progress
 

@@ -22,6 +22,7 @@ from flowercam.preprocess import Preprocess
 
 from .augment import augmenter
 from .backbones import BackboneSpec, get_backbone
+from .cache import CachedMaps
 from .console import LogProgress, phase, progress
 from .data import Flowers102, Sample
 from .field_views import FieldViews
@@ -68,37 +69,48 @@ def _optimizer(config: TrainConfig, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.SGD(lr, momentum=0.9)
 
 
-def build_cache(bottom: keras.Model, images: np.ndarray, config: TrainConfig, path: Path,
-                photos: list | None = None, labels: np.ndarray | None = None) -> np.ndarray:
-    """Bottom-of-backbone outputs for ``views`` views of each image (view 0 clean), float16, cached on disk.
+def build_cache(bottom: keras.Model, samples: list[Sample], config: TrainConfig, path: Path,
+                labels: np.ndarray | None = None) -> Path:
+    """Bottom-of-backbone outputs for ``views`` views of each training photo (view 0 clean), float16, written to
+    ``path`` batch by batch: photos are decoded per batch, so memory does not grow with the number of photos.
 
-    With ``photos`` (decoded training photos, ``augment="field"``), views after the first are drawn from the
-    whole photo by :class:`FieldViews` before the Keras augmenter.
+    With ``augment="field"``, views after the first are drawn from the whole photo by :class:`FieldViews`
+    before the Keras augmenter. (Mosaics, ``p_mosaic > 0``, need every photo of a class at hand: those runs keep
+    the decoded photos in memory.)
     """
     if path.exists():
-        return np.load(path, mmap_mode="r")
+        return path
+    pre = Preprocess(config.size, config.crop_fraction)
     aug = augmenter(config.rotation_deg, config.zoom, config.brightness, config.saturation, config.seed)
-    field = FieldViews(config.size, min_area=config.min_area, p_mosaic=config.p_mosaic) if photos is not None else None
-    peers = _peers(photos, labels) if photos is not None and labels is not None else None
-    n, batch = len(images), config.batch_size
+    field = FieldViews(config.size, min_area=config.min_area, p_mosaic=config.p_mosaic) \
+        if config.augment == "field" else None
+    every_photo = load_photos(samples, config.size) if field is not None and config.p_mosaic > 0 else None
+    peers = _peers(every_photo, labels) if every_photo is not None and labels is not None else None
+    n, batch = len(samples), config.batch_size
     shape = (config.views * n, *bottom.output_shape[1:])
-    cache = np.lib.format.open_memmap(path.with_suffix(".partial.npy"), "w+", np.float16, shape)
-    with progress(f"caching {config.views} views", config.views * n) as advance:
+    partial = path.with_suffix(".partial.npy")
+    # Written with plain writes, in row order: pages written through a memory map stay resident.
+    with open(partial, "wb") as cache, \
+            progress(f"caching {config.views} views", config.views * n) as advance:
+        np.lib.format.write_array_header_2_0(cache, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+                                                     "fortran_order": False, "shape": shape})
         for view in range(config.views):
             for start in range(0, n, batch):
-                x = images[start:start + batch].astype(np.float32)
+                chunk = samples[start:start + batch]
                 if view and field is not None:
-                    x = np.stack([field(photos[i], np.random.default_rng((config.seed, view, i)),
-                                        peers[i] if peers is not None else ())
-                                  for i in range(start, start + len(x))]).astype(np.float32)
+                    photos = every_photo[start:start + len(chunk)] if every_photo is not None else \
+                        load_photos(chunk, config.size, None)
+                    x = np.stack([field(photo, np.random.default_rng((config.seed, view, start + i)),
+                                        peers[start + i] if peers is not None else ())
+                                  for i, photo in enumerate(photos)]).astype(np.float32)
+                else:
+                    x = load_arrays(chunk, pre, None).astype(np.float32)
                 if view:
                     x = keras.ops.convert_to_numpy(aug(x, training=True))
-                cache[view * n + start: view * n + start + len(x)] = bottom(x, training=False).numpy()
+                cache.write(np.ascontiguousarray(bottom(x, training=False).numpy(), np.float16).tobytes())
                 advance(len(x))
-    cache.flush()
-    del cache
-    path.with_suffix(".partial.npy").rename(path)
-    return np.load(path, mmap_mode="r")
+    partial.rename(path)
+    return path
 
 
 def _peers(photos: list, labels: np.ndarray) -> list[list]:
@@ -109,9 +121,15 @@ def _peers(photos: list, labels: np.ndarray) -> list[list]:
     return [[photos[j] for j in by_class[int(label)] if j != i] for i, label in enumerate(labels)]
 
 
-def predict_batches(model: keras.Model, x: np.ndarray, batch: int = 64, description: str = "predicting"):
-    """``model(x)`` in batches with a progress bar (float32 numpy)."""
+def predict_batches(model: keras.Model, x, batch: int = 64, description: str = "predicting"):
+    """``model(x)`` in batches with a progress bar (float32 numpy); ``x`` an array or a :class:`CachedMaps`."""
     outs = []
+    if isinstance(x, CachedMaps):
+        with progress(description, x.shape[0]) as advance:
+            for index in range(len(x)):
+                outs.append(keras.ops.convert_to_numpy(model(x[index], training=False)))
+                advance(len(outs[-1]))
+        return np.concatenate(outs)
     with progress(description, len(x)) as advance:
         for start in range(0, len(x), batch):
             outs.append(keras.ops.convert_to_numpy(model(np.asarray(x[start:start + batch], np.float32),
@@ -193,7 +211,7 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
     spec = get_backbone(config.backbone)
     pre = Preprocess(config.size, config.crop_fraction)
     train_s, val_s = training_samples(config, dataset)
-    x_train = load_arrays(train_s, pre, "loading train")
+    x_train = None if config.cache else load_arrays(train_s, pre, "loading train")  # cached: read per batch
     y_train = labels_of(train_s)
     x_val, y_val = load_arrays(val_s, pre, "loading val"), labels_of(val_s)
     features = spec.build(config.size, config.weights)
@@ -205,12 +223,13 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
     t0 = time.perf_counter()
     if config.cache:
         with phase(f"cache: frozen bottom of {config.backbone} on {config.views} views of {len(train_s)} images"):
-            photos = load_photos(train_s, config.size) if config.augment == "field" else None
-            cache = build_cache(bottom, x_train, config, run_dir / "cache_train.npy", photos, y_train)
-            del photos
-            val_maps = predict_batches(bottom, x_val, description="caching val")
+            cache_file = build_cache(bottom, train_s, config, run_dir / "cache_train.npy", y_train)
             y_views = np.tile(y_train, config.views)
+            cache = CachedMaps(cache_file, None, config.batch_size, shuffle=False)
+            cached_batches = CachedMaps(cache_file, y_views, config.batch_size, seed=config.seed)
+            val_maps = predict_batches(bottom, x_val, description="caching val")
     timings["cache_s"] = time.perf_counter() - t0
+    timings["cache_peak_rss_gb"] = peak_rss_gb()
 
     # Phase 1: head on pooled features of the frozen backbone.
     t0 = time.perf_counter()
@@ -235,6 +254,7 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
             _fit(head, x1, y_views, config, run_dir, "phase1", config.phase1_epochs, (v1, y_val), early)
             save_atomically(head.save_weights, head_weights)
     timings["phase1_s"] = time.perf_counter() - t0
+    timings["phase1_peak_rss_gb"] = peak_rss_gb()
 
     # Phase 2: unfreeze the top (BatchNorm stays frozen), train on the cached maps.
     t0 = time.perf_counter()
@@ -246,7 +266,7 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
             if config.cache:
                 inp = keras.Input(bottom.output_shape[1:])
                 model2 = keras.Model(inp, head(pool(top(inp))))
-                x2, y2, v2 = cache, y_views, (val_maps, y_val)
+                x2, y2, v2 = cached_batches, None, (val_maps, y_val)
             else:
                 for layer in bottom.layers:
                     layer.trainable = False
@@ -256,11 +276,19 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
             _fit(model2, x2, y2, config, run_dir, "phase2", config.phase2_epochs, v2, early)
             save_atomically(model2.save_weights, final_weights)
     timings["phase2_s"] = time.perf_counter() - t0
+    timings["phase2_peak_rss_gb"] = peak_rss_gb()
     model = classifier(features, head)
     if resumed_phase2 and config.phase2_epochs:  # phase 2 finished in an earlier, interrupted process
         _load_trained_top(model, features, head, top, bottom, final_weights, config.cache)
     (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
     return model
+
+
+def peak_rss_gb() -> float:
+    """The process's peak resident memory so far (GB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
 
 
 def _load_trained_top(model, features, head, top, bottom, weights: Path, cached: bool) -> None:

@@ -149,3 +149,26 @@ def test_log_progress_lines(monkeypatch):
     now[0] += 31.0
     log.advance(1)  # under 5 %, but 30 s passed
     assert slow == ["slow: 1/1000 (0%), 0.0 img/s, elapsed 0:31, ETA 8:36:09"]
+
+
+def test_cached_maps_stream_every_row_once_per_epoch_with_its_label(tmp_path):
+    from build_models.cache import CachedMaps
+
+    maps = np.random.default_rng(0).normal(size=(50, 3, 3, 4)).astype(np.float16)
+    np.save(tmp_path / "cache.npy", maps)
+    labels = np.arange(50) % 7
+    batches = CachedMaps(tmp_path / "cache.npy", labels, batch_size=16, seed=1)
+    assert len(batches) == 4
+    for _ in range(2):  # two epochs, reshuffled
+        seen = []
+        for index in range(len(batches)):
+            x, y = batches[index]
+            assert x.dtype == np.float32 and x.shape[1:] == (3, 3, 4)
+            for row, label in zip(x, y):
+                match = np.flatnonzero((maps.astype(np.float32) == row).all(axis=(1, 2, 3)))
+                assert len(match) == 1 and labels[match[0]] == label  # the right label travels with each map
+                seen.append(int(match[0]))
+        assert sorted(seen) == list(range(50)) and seen != sorted(seen)  # all rows, shuffled
+        batches.on_epoch_end()
+    plain = CachedMaps(tmp_path / "cache.npy", None, batch_size=16, shuffle=False)
+    np.testing.assert_array_equal(plain[1], maps[16:32].astype(np.float32))  # in order, maps only
