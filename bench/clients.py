@@ -25,7 +25,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from field import evaluate, figures, test_split  # noqa: E402
+from field import bundled_model_at, evaluate, figures, test_split  # noqa: E402
 from machine import header_markdown, machine_info  # noqa: E402
 
 SAMPLE = Path("device/samples/image_01315.jpg")
@@ -74,11 +74,7 @@ def main(logits_rev: str = "12aeb4b",
                             "with_metadata": report["models"]["int8"]["size_mb"],
                             "shipped_file": round(BUNDLED_MODEL.stat().st_size / 1e6, 3)}}
     with tempfile.TemporaryDirectory() as tmp:
-        logits = Path(tmp) / "logits.tflite"
-        for suffix in (".tflite", ".json"):
-            logits.with_suffix(suffix).write_bytes(subprocess.run(
-                ["git", "show", f"{logits_rev}:device/models/flowercam{suffix}"], capture_output=True,
-                check=True).stdout)
+        logits = bundled_model_at(logits_rev, Path(tmp), "logits")
         data_out["choice"] = {"logits": measured(logits, data, field),
                               "probabilities": measured(BUNDLED_MODEL, data, field)}
     out.mkdir(parents=True, exist_ok=True)

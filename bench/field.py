@@ -36,6 +36,15 @@ def _flowercam(*args: str) -> str:
                           check=False).stdout
 
 
+def bundled_model_at(rev: str, folder: Path, name: str = "model") -> Path:
+    """The bundled model and sidecar of commit ``rev``, written into ``folder``; returns the .tflite path."""
+    model = folder / f"{name}.tflite"
+    for suffix in (".tflite", ".json"):
+        model.with_suffix(suffix).write_bytes(subprocess.run(
+            ["git", "show", f"{rev}:device/models/flowercam{suffix}"], capture_output=True, check=True).stdout)
+    return model
+
+
 def evaluate(model: Path, field: Path, crops: str) -> dict:
     return json.loads(_flowercam("evaluate", "--json", "--threads", "2", "--model", str(model), "--crops", crops,
                                  str(field)))
@@ -76,11 +85,7 @@ def main(field: Annotated[Path, typer.Option()] = Path("../shared/field_dev"),
     from flowercam.sidecar import BUNDLED_MODEL
 
     with tempfile.TemporaryDirectory() as tmp:
-        baseline = Path(tmp) / "baseline.tflite"
-        for suffix in (".tflite", ".json"):
-            blob = subprocess.run(["git", "show", f"{baseline_rev}:device/models/flowercam{suffix}"],
-                                  capture_output=True, check=True).stdout
-            baseline.with_suffix(suffix).write_bytes(blob)
+        baseline = bundled_model_at(baseline_rev, Path(tmp), "baseline")
         models = {"baseline": baseline, "shipped": BUNDLED_MODEL}
         results: dict = {}
         for name, model in models.items():

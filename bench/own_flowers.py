@@ -27,6 +27,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
+from field import bundled_model_at  # noqa: E402
 from machine import header_markdown, machine_info  # noqa: E402
 
 CLASSES = 20
@@ -64,10 +65,7 @@ def reference(test: Path, rev: str) -> dict:
     from flowercam.evaluate import folder_class
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "reference.tflite"
-        for suffix in (".tflite", ".json"):
-            model.with_suffix(suffix).write_bytes(subprocess.run(
-                ["git", "show", f"{rev}:device/models/flowercam{suffix}"], capture_output=True, check=True).stdout)
+        model = bundled_model_at(rev, Path(tmp), "reference")
         labels = tuple(json.loads(model.with_suffix(".json").read_text())["labels"])
         photos = sorted(test.glob("*/*.jpg"))
         done = subprocess.run([sys.executable, "-m", "flowercam", "classify", "--json", "-k", "102", "--model",

@@ -59,10 +59,11 @@ def opens(path: Path) -> bool:
 
 def _readable(by_class: dict[str, list[Path]], skipped: list[Path]) -> dict[str, list[Path]]:
     """The photos Pillow opens; the others go to ``skipped``."""
-    kept = {}
+    kept: dict[str, list[Path]] = {}
     for name, photos in by_class.items():
-        kept[name] = [p for p in photos if opens(p)]
-        skipped += [p for p in photos if p not in set(kept[name])]
+        kept[name] = []
+        for photo in photos:
+            (kept[name] if opens(photo) else skipped).append(photo)
     return kept
 
 

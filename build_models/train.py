@@ -123,17 +123,14 @@ def _peers(photos: list, labels: np.ndarray) -> list[list]:
 
 def predict_batches(model: keras.Model, x, batch: int = 64, description: str = "predicting"):
     """``model(x)`` in batches with a progress bar (float32 numpy); ``x`` an array or a :class:`CachedMaps`."""
-    outs = []
     if isinstance(x, CachedMaps):
-        with progress(description, x.shape[0]) as advance:
-            for index in range(len(x)):
-                outs.append(keras.ops.convert_to_numpy(model(x[index], training=False)))
-                advance(len(outs[-1]))
-        return np.concatenate(outs)
-    with progress(description, len(x)) as advance:
-        for start in range(0, len(x), batch):
-            outs.append(keras.ops.convert_to_numpy(model(np.asarray(x[start:start + batch], np.float32),
-                                                         training=False)))
+        total, batches = x.shape[0], (x[index] for index in range(len(x)))
+    else:
+        total, batches = len(x), (np.asarray(x[i:i + batch], np.float32) for i in range(0, len(x), batch))
+    outs = []
+    with progress(description, total) as advance:
+        for inputs in batches:
+            outs.append(keras.ops.convert_to_numpy(model(inputs, training=False)))
             advance(len(outs[-1]))
     return np.concatenate(outs)
 

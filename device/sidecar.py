@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import FlowercamError
-from .preprocess import Preprocess
+from .preprocess import CROP_SETS, Preprocess
 
 FORMAT = "flowercam-model/1"
 BUNDLED_MODEL = Path(__file__).parent / "models" / "flowercam.tflite"
@@ -111,8 +111,6 @@ def _check_fields(sidecar: Sidecar) -> None:
         raise ModelError("sidecar labels: a name appears twice")
     if sidecar.output_kind not in ("logits", "probabilities"):
         raise ModelError(f"sidecar output_kind={sidecar.output_kind!r}: expected logits or probabilities")
-    from .preprocess import CROP_SETS
-
     if sidecar.crops not in CROP_SETS:
         raise ModelError(f"sidecar crops={sidecar.crops!r}: expected one of {', '.join(CROP_SETS)}")
     if not isinstance(sidecar.thresholds, dict):
