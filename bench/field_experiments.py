@@ -215,15 +215,19 @@ def main(runs: Annotated[list[Path] | None, typer.Argument(help="Run folders.")]
          ship: Annotated[str | None, typer.Option(help="Mark the rule shipped: the run's name and its crop set, "
                                                   "e.g. lite0-field2-trainval:center (similarity rule).")] = None,
          conclusion: Annotated[list[str] | None, typer.Option(help="What the table shows, in words.")] = None,
+         label: Annotated[list[str] | None, typer.Option(help="RUN=TEXT: how a run is named in the table "
+                                                         "(default: its preset, protocol and views).")] = None,
          out: Path = Path("bench/results")) -> None:
     path = out / "field_experiments.json"
     old = json.loads(path.read_text()) if path.exists() else {"rows": []}
     names = {r.name for r in runs or []}
     rows = [r for r in old["rows"] if r.get("run") not in names]
+    labels = dict(item.split("=", 1) for item in label or [])
     for run in runs or []:
         config = json.loads((run / "config.json").read_text())
-        label = f"{config['preset']} ({config['protocol']}, {config.get('augment', 'classic')} views)"
-        rows += rows_for(run, features(run, data, field, test_stride), temperature, label)
+        name = labels.get(run.name, f"{config['preset']} ({config['protocol']}, {config.get('augment', 'classic')} "
+                                    "views)")
+        rows += rows_for(run, features(run, data, field, test_stride), temperature, name)
     if probe is not None:
         rows = [r for r in rows if r.get("run") != probe.name]
         rows += rows_for(probe, probe_features(data, field, probe, test_stride), temperature,

@@ -20,6 +20,7 @@ import classify_test_split  # noqa: E402
 import clients  # noqa: E402
 import daemon_soak  # noqa: E402
 import data_checks  # noqa: E402
+import distributed  # noqa: E402
 import faults  # noqa: E402
 import field  # noqa: E402
 import latency  # noqa: E402
@@ -36,6 +37,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "shipped_bench": shipped_bench.render, "data_checks": data_checks.render, "field": field.render,
     "field_experiments": field.render_experiments, "clients": clients.render, "own_flowers": own_flowers.render,
     "faults": faults.render, "mqtt": mqtt_session.render, "cache_memory": cache_memory.render,
+    "distributed": distributed.render,
 }
 
 

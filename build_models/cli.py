@@ -19,6 +19,11 @@ DataOpt = Annotated[Path | None, typer.Option("--data", "-d", envvar="FLOWERCAM_
 SplitOpt = Annotated[str, typer.Option("--split", help="Class folders without train/ test/ folders: train/val/test "
                                        "shares of each class.")]
 SplitSeedOpt = Annotated[int, typer.Option("--split-seed", help="Seed of that split.")]
+StrategyOpt = Annotated[str, typer.Option(
+    "--strategy", help="tf.distribute strategy: default (one device), mirrored (this machine's GPUs, or logical "
+    "CPU devices without one), multiworker (the machines of TF_CONFIG; see README).")]
+CpuReplicasOpt = Annotated[int, typer.Option("--cpu-replicas", min=1, help="mirrored without a GPU: logical CPU "
+                                             "devices to mirror over.")]
 
 
 def _ratios(text: str) -> tuple[float, float, float]:
@@ -44,11 +49,27 @@ def _options(tf_logs: Annotated[bool, typer.Option("--tf-logs", envvar="FLOWERCA
         os.environ[TF_LOGS_ENV] = "1"
 
 
-def _start_tensorflow() -> None:
-    """Start TensorFlow quietly and say once which device it uses (commands that need it call this first)."""
+def _start_tensorflow(strategy: str = "default", cpu_replicas: int = 2):
+    """Start TensorFlow quietly under a distribution strategy and say once which device it uses (commands that
+    need it call this first); returns the :class:`~build_models.distribute.Cluster`."""
     from .console import quiet_tensorflow, say
 
-    say(quiet_tensorflow())
+    made: dict = {}
+
+    def prepare() -> None:
+        from .distribute import DistributionError, make_cluster
+
+        try:
+            made["cluster"] = make_cluster(strategy, cpu_replicas)
+        except DistributionError as err:
+            made["error"] = err
+
+    say(quiet_tensorflow(prepare))
+    if "error" in made:
+        raise fail(str(made["error"]), 2)
+    if made["cluster"].distributed:
+        say(made["cluster"].describe())
+    return made["cluster"]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -145,12 +166,16 @@ def train_cmd(
                                                       "split (quick runs).")] = None,
     split: SplitOpt = "0.7/0.15/0.15",
     split_seed: SplitSeedOpt = 0,
+    strategy: StrategyOpt = "default",
+    cpu_replicas: CpuReplicasOpt = 2,
 ) -> None:
     """Train a preset (two phases, cached features) and evaluate it; writes a run folder.
 
     The preset ``tiny`` runs the whole chain on 4 images per class in about a minute: a check of the set-up.
+    Under --strategy multiworker run the same command on every machine (TF_CONFIG differs): worker 0 writes the
+    run folder; if a worker stops, all stop, and the same commands started again resume at the last epoch.
     """
-    _start_tensorflow()
+    cluster = _start_tensorflow(strategy, cpu_replicas)
     from .presets import get_preset
     from .run import RunFolderError, start_run
 
@@ -167,13 +192,23 @@ def train_cmd(
     run_dir = out or Path("runs") / f"{config.preset}-{config.protocol}"
     dataset = _load_data(data_dir, run_dir, _ratios(split), split_seed)
     from .data import DatasetError
+    from .distribute import DistributionError, lost_worker
 
     try:
-        metrics = start_run(config, dataset, run_dir)
+        metrics = start_run(config, dataset, run_dir, cluster)
     except RunFolderError as err:
         raise fail(str(err), 2) from None
-    except DatasetError as err:
+    except (DatasetError, DistributionError) as err:
         raise fail(str(err)) from None
+    except Exception as err:
+        if not lost_worker(cluster, err):
+            raise
+        raise fail(f"worker {cluster.worker}: the cluster lost a worker ({type(err).__name__}); start every "
+                   "worker's command again: training resumes at the last finished epoch", 3) from None
+    if metrics is None:
+        typer.echo(f"worker {cluster.worker}: done; worker 0 (the chief) writes the run folder "
+                   f"(this worker's shard and checkpoints: {cluster.write_dir(run_dir)})")
+        return
     typer.echo(f"{run_dir}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 "
                f"{metrics['test']['accuracy']:.2%}, trained in {metrics['train_wall_s']:.0f} s")
     typer.echo(f"  model:   {run_dir / 'model.keras'}\n  metrics: {run_dir / 'metrics.json'}\n"

@@ -92,30 +92,33 @@ def phase(name: str) -> Iterator[None]:
     say(f"== {name}: done in {clock(time.monotonic() - t0)}")
 
 
-def quiet_tensorflow() -> str:
+def quiet_tensorflow(prepare: Callable[[], None] | None = None) -> str:
     """Import TensorFlow with its C++ start-up lines (CUDA probing on a CPU machine, absl, oneDNN) held back,
     and return one line naming the device it will use. With ``FLOWERCAM_TF_LOGS=1`` nothing is held back.
+    ``prepare`` runs after the import and before TensorFlow creates its devices (a distribution strategy).
 
     The lines are written by C++ straight to file descriptor 2, so they are caught there; if the import
     fails, what was caught is passed on with the error.
     """
     if os.environ.get(TF_LOGS_ENV, "") not in ("", "0"):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        return _describe_devices()
+        return _describe_devices(prepare)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from flowercam.runtime import filtered_stderr
 
     with filtered_stderr(lambda line: False):
-        line = _describe_devices()
+        line = _describe_devices(prepare)
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.ERROR)
     return line
 
 
-def _describe_devices() -> str:
+def _describe_devices(prepare: Callable[[], None] | None) -> str:
     import tensorflow as tf
 
+    if prepare is not None:
+        prepare()
     gpus = tf.config.list_physical_devices("GPU")
     tf.zeros(1)  # creates the devices now (the CUDA probe), not in the middle of the first phase
     where = f"GPU: {', '.join(g.name for g in gpus)}" if gpus else f"CPU ({os.cpu_count()} cores, no GPU found)"

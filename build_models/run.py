@@ -12,6 +12,7 @@ from flowercam.preprocess import Preprocess
 
 from .console import phase
 from .data import Flowers102
+from .distribute import Cluster
 from .evaluate import plot_confusion, plot_history, split_metrics, write_metrics
 from .folders import SPLIT_FILE
 from .images import labels_of, load_arrays
@@ -25,19 +26,23 @@ class RunFolderError(ValueError):
     """The run folder holds another run."""
 
 
-def start_run(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> dict:
-    """Train (or resume) a run and evaluate it; returns its metrics."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "config.json"
+def start_run(config: TrainConfig, dataset: Flowers102, run_dir: Path, cluster: Cluster | None = None) -> dict | None:
+    """Train (or resume) a run and evaluate it; returns its metrics. Under a cluster, a worker other than the
+    chief trains its part, writes only to its scratch folder and returns None."""
+    work = cluster.write_dir(run_dir) if cluster else run_dir
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "config.json"
     if config_path.exists() and TrainConfig.from_file(config_path) != config:
-        raise RunFolderError(f"{run_dir} holds a run with another config; use another --out")
+        raise RunFolderError(f"{work} holds a run with another config; use another --out")
     config_path.write_text(config.to_json())
-    (run_dir / "classes.json").write_text(json.dumps(list(dataset.class_names)))
-    if dataset.split_record is not None and not (run_dir / SPLIT_FILE).exists():
-        (run_dir / SPLIT_FILE).write_text(dataset.split_record)  # later commands on this run use the same split
+    (work / "classes.json").write_text(json.dumps(list(dataset.class_names)))
+    if dataset.split_record is not None and not (work / SPLIT_FILE).exists():
+        (work / SPLIT_FILE).write_text(dataset.split_record)  # later commands on this run use the same split
     t0 = time.perf_counter()
-    model = train(config, dataset, run_dir)
+    model = train(config, dataset, run_dir, cluster)
     train_s = time.perf_counter() - t0
+    if cluster and not cluster.is_chief:
+        return None
     save_atomically(model.save, run_dir / MODEL_FILE)
     metrics = evaluate_run(run_dir, dataset, model)
     metrics["train_wall_s"] = round(train_s, 1)

@@ -11,6 +11,7 @@ weights; each phase checkpoints every epoch, and a killed run resumes where it s
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -23,8 +24,9 @@ from flowercam.preprocess import Preprocess
 from .augment import augmenter
 from .backbones import BackboneSpec, get_backbone
 from .cache import CachedMaps
-from .console import LogProgress, phase, progress
+from .console import LogProgress, phase, progress, say
 from .data import Flowers102, Sample
+from .distribute import Cluster, DistributionError, make_cluster
 from .field_views import FieldViews
 from .images import labels_of, load_arrays, load_photos
 from .losses import SmoothedSparseCrossentropy
@@ -136,31 +138,49 @@ def predict_batches(model: keras.Model, x, batch: int = 64, description: str = "
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves weights and progress atomically after every epoch, so that a killed run resumes there.
+    """Saves weights and progress after every epoch, atomically, keeping the last ``keep``, so that a killed run
+    resumes there; under a cluster every worker resumes at the last epoch that all of them saved.
 
     (Keras's BackupAndRestore writes its file in place: a kill during the write leaves it unreadable.)
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, keep: int = 2) -> None:
         super().__init__()
-        self.folder = folder
-        self.weights, self.state = folder / "latest.weights.h5", folder / "state.json"
+        self.folder, self.keep = folder, keep
 
-    def restore(self, model: keras.Model) -> int:
-        """Load the last checkpoint into a compiled ``model``; returns the epoch to start from."""
-        if not self.state.exists():
-            return 0
-        state = json.loads(self.state.read_text())
-        model.load_weights(self.weights)
-        model.optimizer.iterations.assign(state["iterations"])
-        return int(state["epoch"])
+    def saved(self) -> list[int]:
+        """The epochs with a whole checkpoint here (the state file is written after the weights)."""
+        return sorted(int(p.stem[5:]) for p in self.folder.glob("epoch*.json")
+                      if (self.folder / f"{p.stem}.weights.h5").exists())
+
+    def restore(self, model: keras.Model, cluster: Cluster, epochs: int) -> int:
+        """Load the last checkpoint every worker holds into a compiled ``model``; returns the epoch to start from
+        (0: none in common)."""
+        saved = set(self.saved())
+        common = np.flatnonzero(cluster.everywhere([e in saved for e in range(epochs + 1)]))
+        epoch = int(common[-1]) if len(common) else 0
+        if epoch:
+            state = json.loads((self.folder / f"epoch{epoch}.json").read_text())
+            model.load_weights(self.folder / f"epoch{epoch}.weights.h5")
+            model.optimizer.iterations.assign(state["iterations"])
+        return epoch
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        save_atomically(self.model.save_weights, self.weights)
-        tmp = self.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"epoch": epoch + 1, "iterations": int(self.model.optimizer.iterations)}))
-        os.replace(tmp, self.state)
+        done = epoch + 1
+        save_atomically(self.model.save_weights, self.folder / f"epoch{done}.weights.h5")
+        state = {"epoch": done, "iterations": int(self.model.optimizer.iterations.numpy())}
+        save_atomically(lambda tmp: tmp.write_text(json.dumps(state)), self.folder / f"epoch{done}.json")
+        for old in self.saved()[:-self.keep]:
+            (self.folder / f"epoch{old}.json").unlink()
+            (self.folder / f"epoch{old}.weights.h5").unlink()
+
+
+def _truncate_history(path: Path, epochs: int) -> None:
+    """Keep the CSV history of the first ``epochs`` epochs (a resumed run appends from there)."""
+    if path.exists():
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(lines[:1 + epochs]))
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -181,19 +201,26 @@ def save_atomically(save, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _fit(model: keras.Model, x, y, config: TrainConfig, run_dir: Path, phase: str, epochs: int,
-         validation_data, early_stop: bool) -> None:
-    """``model.fit`` with per-epoch checkpoints (resumed if present), CSV history and early stopping."""
-    checkpoint = EpochCheckpoint(run_dir / f"checkpoint_{phase}")
-    start = checkpoint.restore(model)
-    callbacks = [checkpoint, keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv"), append=True)]
+def _fit(model: keras.Model, x, y, config: TrainConfig, work: Path, phase: str, epochs: int, validation_data,
+         early_stop: bool, cluster: Cluster, steps: tuple[int, int] | None = None) -> None:
+    """``model.fit`` with per-epoch checkpoints (resumed if present), CSV history and early stopping; ``steps``
+    (per epoch, per validation) when ``x`` and ``validation_data`` are endless distributed batches."""
+    checkpoint = EpochCheckpoint(work / f"checkpoint_{phase}")
+    with cluster.strategy.scope():
+        start = checkpoint.restore(model, cluster, epochs)
+    if start:
+        say(f"resuming {phase} at epoch {start + 1}")
+    history = work / f"history_{phase}.csv"
+    _truncate_history(history, start)
+    callbacks = [checkpoint, keras.callbacks.CSVLogger(str(history), append=True)]
     if not sys.stdout.isatty():
         callbacks.append(EpochLog())
     if early_stop:
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.patience,
                                                        restore_best_weights=True))
     model.fit(x, y, batch_size=None if y is None else config.batch_size, epochs=epochs, initial_epoch=start,
-              validation_data=validation_data, shuffle=True, verbose=2, callbacks=callbacks)
+              validation_data=validation_data, shuffle=steps is None, verbose=2, callbacks=callbacks,
+              steps_per_epoch=steps and steps[0], validation_steps=steps and steps[1])
 
 
 def _compile(model: keras.Model, config: TrainConfig, lr, num_classes: int) -> None:
@@ -201,29 +228,51 @@ def _compile(model: keras.Model, config: TrainConfig, lr, num_classes: int) -> N
                   metrics=["accuracy"])
 
 
-def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Model:
-    """Run both phases; returns the full Keras model (raw RGB in, logits out)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def train(config: TrainConfig, dataset: Flowers102, run_dir: Path, cluster: Cluster | None = None) -> keras.Model:
+    """Run both phases; returns the full Keras model (raw RGB in, logits out).
+
+    Under a distributed ``cluster`` this worker caches and trains on its shard of the photos and writes to
+    ``cluster.write_dir(run_dir)``; the steps of an epoch are those of the whole training set.
+    """
+    cluster = cluster or make_cluster("default")
+    work = cluster.write_dir(run_dir)
+    work.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     spec = get_backbone(config.backbone)
     pre = Preprocess(config.size, config.crop_fraction)
     train_s, val_s = training_samples(config, dataset)
+    if cluster.distributed and not config.cache:
+        raise DistributionError("a distributed strategy trains on the feature cache: drop --no-cache")
+    batch = config.batch_size
+    rows = len(train_s) * (config.views if config.cache else 1)
+    steps = (math.ceil(rows / batch), math.ceil(len(val_s) / batch))  # of the whole set, on every worker
+    train_s, val_s = cluster.shard(train_s), cluster.shard(val_s)  # this worker's photos (all, by default)
     x_train = None if config.cache else load_arrays(train_s, pre, "loading train")  # cached: read per batch
     y_train = labels_of(train_s)
     x_val, y_val = load_arrays(val_s, pre, "loading val"), labels_of(val_s)
-    features = spec.build(config.size, config.weights)
-    bottom, top = split_backbone(features, spec.split)
+    with cluster.strategy.scope():
+        features = spec.build(config.size, config.weights)
+        bottom, top = split_backbone(features, spec.split)
     early = config.protocol == "paper"
     n_classes = dataset.num_classes
     timings = {}
+    layout = {"strategy": cluster.name, "workers": cluster.workers, "replicas": cluster.replicas,
+              "global_batch": batch, "steps_per_epoch": steps[0], "validation_steps": steps[1]}
+
+    def batches(read, labels, shuffle=True):  # endless distributed batches, or None on the default path
+        return cluster.batches(read, labels, batch, config.seed, shuffle, layout) if cluster.distributed else None
 
     t0 = time.perf_counter()
     if config.cache:
-        with phase(f"cache: frozen bottom of {config.backbone} on {config.views} views of {len(train_s)} images"):
-            cache_file = build_cache(bottom, train_s, config, run_dir / "cache_train.npy", y_train)
+        shard = f" (worker {cluster.worker}'s shard)" if cluster.workers > 1 else ""
+        with phase(f"cache: frozen bottom of {config.backbone} on {config.views} views of {len(train_s)} "
+                   f"images{shard}"):
+            name = "cache_train.npy" if cluster.workers == 1 else \
+                f"cache_train.worker{cluster.worker}of{cluster.workers}.npy"
+            cache_file = build_cache(bottom, train_s, config, work / name, y_train)
             y_views = np.tile(y_train, config.views)
-            cache = CachedMaps(cache_file, None, config.batch_size, shuffle=False)
-            cached_batches = CachedMaps(cache_file, y_views, config.batch_size, seed=config.seed)
+            cache = CachedMaps(cache_file, None, batch, shuffle=False)
+            cached_batches = CachedMaps(cache_file, y_views, batch, seed=config.seed)
             val_maps = predict_batches(bottom, x_val, description="caching val")
     timings["cache_s"] = time.perf_counter() - t0
     timings["cache_peak_rss_gb"] = peak_rss_gb()
@@ -231,9 +280,10 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
     # Phase 1: head on pooled features of the frozen backbone.
     t0 = time.perf_counter()
     pool = keras.layers.GlobalAveragePooling2D()
-    head = build_head(spec, n_classes, features.output_shape[-1])
-    head_weights = run_dir / "phase1_head.weights.h5"
-    if head_weights.exists():
+    with cluster.strategy.scope():
+        head = build_head(spec, n_classes, features.output_shape[-1])
+    head_weights = work / "phase1_head.weights.h5"
+    if cluster.everywhere([head_weights.exists()])[0]:
         head.load_weights(head_weights)
     else:
         with phase(f"phase 1: new head on the frozen backbone, cyclical LR, up to {config.phase1_epochs} epochs"):
@@ -245,39 +295,52 @@ def train(config: TrainConfig, dataset: Flowers102, run_dir: Path) -> keras.Mode
                 frozen = keras.Sequential([features, pool])
                 x1, v1 = predict_batches(frozen, x_train), predict_batches(frozen, x_val)
                 y_views = y_train
-            steps = int(np.ceil(len(x1) / config.batch_size))
-            lr = CyclicLR(config.clr_base, config.clr_max, config.clr_step_factor * steps, config.clr_policy)
-            _compile(head, config, lr, n_classes)
-            _fit(head, x1, y_views, config, run_dir, "phase1", config.phase1_epochs, (v1, y_val), early)
+            lr = CyclicLR(config.clr_base, config.clr_max, config.clr_step_factor * steps[0], config.clr_policy)
+            with cluster.strategy.scope():
+                _compile(head, config, lr, n_classes)
+            if cluster.distributed:
+                x, y, val = batches(x1.__getitem__, y_views), None, batches(v1.__getitem__, y_val, False)
+            else:
+                x, y, val = x1, y_views, (v1, y_val)
+            _fit(head, x, y, config, work, "phase1", config.phase1_epochs, val, early, cluster,
+                 steps if cluster.distributed else None)
             save_atomically(head.save_weights, head_weights)
     timings["phase1_s"] = time.perf_counter() - t0
     timings["phase1_peak_rss_gb"] = peak_rss_gb()
 
     # Phase 2: unfreeze the top (BatchNorm stays frozen), train on the cached maps.
     t0 = time.perf_counter()
-    final_weights = run_dir / "phase2.weights.h5"
-    resumed_phase2 = final_weights.exists()
+    final_weights = work / "phase2.weights.h5"
+    resumed_phase2 = bool(cluster.everywhere([final_weights.exists()])[0])
     if config.phase2_epochs and not resumed_phase2:
         with phase(f"phase 2: fine-tune the top of the backbone from {spec.split}, up to "
                    f"{config.phase2_epochs} epochs"):
-            if config.cache:
-                inp = keras.Input(bottom.output_shape[1:])
-                model2 = keras.Model(inp, head(pool(top(inp))))
-                x2, y2, v2 = cached_batches, None, (val_maps, y_val)
+            with cluster.strategy.scope():
+                if config.cache:
+                    inp = keras.Input(bottom.output_shape[1:])
+                    model2 = keras.Model(inp, head(pool(top(inp))))
+                else:
+                    for layer in bottom.layers:
+                        layer.trainable = False
+                    model2 = classifier(features, head)
+                _compile(model2, config, config.phase2_lr, n_classes)
+            if cluster.distributed:
+                x2, v2 = batches(cached_batches.rows, y_views), batches(val_maps.__getitem__, y_val, False)
+            elif config.cache:
+                x2, v2 = cached_batches, (val_maps, y_val)
             else:
-                for layer in bottom.layers:
-                    layer.trainable = False
-                model2 = classifier(features, head)
-                x2, y2, v2 = _augmented_dataset(x_train, y_train, config), None, (x_val, y_val)
-            _compile(model2, config, config.phase2_lr, n_classes)
-            _fit(model2, x2, y2, config, run_dir, "phase2", config.phase2_epochs, v2, early)
+                x2, v2 = _augmented_dataset(x_train, y_train, config), (x_val, y_val)
+            _fit(model2, x2, None, config, work, "phase2", config.phase2_epochs, v2, early, cluster,
+                 steps if cluster.distributed else None)
             save_atomically(model2.save_weights, final_weights)
     timings["phase2_s"] = time.perf_counter() - t0
     timings["phase2_peak_rss_gb"] = peak_rss_gb()
     model = classifier(features, head)
     if resumed_phase2 and config.phase2_epochs:  # phase 2 finished in an earlier, interrupted process
         _load_trained_top(model, features, head, top, bottom, final_weights, config.cache)
-    (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
+    (work / "timings.json").write_text(json.dumps(timings, indent=2))
+    if cluster.distributed:
+        (work / "distribution.json").write_text(json.dumps(layout, indent=2))
     return model
 
 
