@@ -124,6 +124,10 @@ def test_two_workers_on_loopback_train_shard_by_shard_and_resume_after_one_is_ki
     layout = _json(run / "distribution.json")
     assert (layout["workers"], layout["replicas"], layout["per_replica_batch"]) == (2, 2, 8)
     assert _json(run / "metrics.json")["test"]["accuracy"] >= 0.8
+    from build_models.run import load_run
+
+    config, model = load_run(run)  # the chief's model is a plain Keras model: export and evaluate read it as any
+    assert config.preset == "tiny" and model.output_shape == (None, 3)
 
 
 @pytest.mark.parametrize("tf_config, message", [
