@@ -29,7 +29,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 class DistributionError(ValueError):
-    """The strategy cannot be set up as asked (no TF_CONFIG, a bad one, a cluster that lost a worker)."""
+    """The strategy cannot be set up or used as asked (an unknown name, no TF_CONFIG or a bad one, no cache)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,8 @@ class Cluster:
         """Endless batches of this worker's rows for its replicas (a ``DistributedDatasetsFromFunction``):
         ``read(indices)`` gives rows ``indices`` (ascending) as float32; each replica gets
         ``global_batch / replicas`` rows a step. ``record`` receives the per-replica batch size TensorFlow asks for.
+        Batches are whole: the last of a pass wraps around to the first rows, so the val figures logged while
+        training count up to one global batch twice (the run's evaluation afterwards is exact).
         """
         sample = read(np.arange(1))
 

@@ -219,8 +219,8 @@ def _fit(model: keras.Model, x, y, config: TrainConfig, work: Path, phase: str, 
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.patience,
                                                        restore_best_weights=True))
     model.fit(x, y, batch_size=None if y is None else config.batch_size, epochs=epochs, initial_epoch=start,
-              validation_data=validation_data, shuffle=steps is None, verbose=2, callbacks=callbacks,
-              steps_per_epoch=steps and steps[0], validation_steps=steps and steps[1])
+              validation_data=validation_data, shuffle=isinstance(x, np.ndarray | CachedMaps), verbose=2,
+              callbacks=callbacks, steps_per_epoch=steps and steps[0], validation_steps=steps and steps[1])
 
 
 def _compile(model: keras.Model, config: TrainConfig, lr, num_classes: int) -> None:
