@@ -25,13 +25,16 @@ train lite0-field2 trainval
 # bench/field_experiments.py chose on field_dev at that temperature, per crop set (the shipped row: centre crop).
 temperature=$(python -c 'import json; print(json.load(open("runs/lite0-paper/export/lite0_int8.json"))["temperature"])')
 python bench/wise_ft.py runs/lite0-field-trainval --alpha 0.5 --alpha 0.75 --alpha 1.25 --alpha 1.5  # WiSE-FT rows
+python bench/input_size.py runs/lite0-field-trainval --size 320 --size 352  # FixRes rows
 python bench/field_experiments.py runs/lite0-field-trainval runs/lite0-field2-trainval \
-  runs/lite0-field-trainval-wise{0.5,0.75,1.25,1.5} --probe runs/pretrained-lite0 \
+  runs/lite0-field-trainval-wise{0.5,0.75,1.25,1.5} runs/lite0-field-trainval-size{320,352} --probe runs/pretrained-lite0 \
   --temperature "$temperature" --ship lite0-field-trainval:center \
   --label "lite0-field-trainval-wise0.5=lite0-field WiSE-FT 0.5 (halfway from the linear probe to the fine-tuned weights)" \
   --label "lite0-field-trainval-wise0.75=lite0-field WiSE-FT 0.75 (three quarters of the way to the fine-tuned weights)" \
   --label "lite0-field-trainval-wise1.25=lite0-field WiSE-FT 1.25 (extrapolated a quarter beyond the fine-tuned weights)" \
-  --label "lite0-field-trainval-wise1.5=lite0-field WiSE-FT 1.5 (extrapolated halfway beyond the fine-tuned weights)"
+  --label "lite0-field-trainval-wise1.5=lite0-field WiSE-FT 1.5 (extrapolated halfway beyond the fine-tuned weights)" \
+  --label "lite0-field-trainval-size320=lite0-field weights run at 320 px (trained at 288)" \
+  --label "lite0-field-trainval-size352=lite0-field weights run at 352 px (trained at 288)"
 read -r below sim_below crops other < <(python - <<'PY'
 import json
 rows = json.load(open("bench/results/field_experiments.json"))["rows"]
