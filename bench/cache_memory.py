@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 VIEWS = (2, 4, 8)
 
@@ -38,10 +38,7 @@ def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = N
     result = {"machine": machine_info(), "rows": rows,
               "before": "lite0 paper protocol, 8 views, whole cache in memory: 11.74 GB peak RSS "
                         "(bench/records/lite0-paper.json)"}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cache_memory.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "cache_memory.md").write_text(render(result))
-    print(render(result))
+    write_results(out, "cache_memory", result, render)
 
 
 def render(data: dict) -> str:

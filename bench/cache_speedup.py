@@ -7,7 +7,6 @@ Usage: python bench/cache_speedup.py [--per-class 3]  ->  bench/results/cache_sp
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 
 def main(per_class: int = 3, views: int = 3, epochs: int = 3, data: Annotated[Path | None, typer.Option(
@@ -40,9 +39,7 @@ def main(per_class: int = 3, views: int = 3, epochs: int = 3, data: Annotated[Pa
         print(rows[-1], flush=True)
     data = {"machine": machine_info(), "per_class": per_class, "rows": rows,
             "speedup": rows[1]["train_s"] / rows[0]["train_s"]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cache_speedup.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "cache_speedup.md").write_text(render(data))
+    write_results(out, "cache_speedup", data, render, show=False)
 
 
 def render(data: dict) -> str:

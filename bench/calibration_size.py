@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 
 def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
@@ -48,9 +48,7 @@ def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_
         print(rows[-1], flush=True)
     data = {"run": str(run), "preset": config.preset, "protocol": config.protocol, "machine": machine_info(),
             "float_val_top1": json.loads((run / "metrics.json").read_text())["val"]["accuracy"], "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "calibration_size.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "calibration_size.md").write_text(render(data))
+    write_results(out, "calibration_size", data, render, show=False)
 
 
 def render(data: dict) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 
 def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
@@ -49,8 +49,7 @@ def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = N
               "mean_latency_ms": {k: round(v, 2) for k, v in mean.items()},
               "cold_start_s": {"median": round(statistics.median(cold), 3), "runs": [round(c, 3) for c in cold]},
               "runtime": scored[0].get("runtime"), "threads": threads, "machine": machine_info()}
-    (out / "classify_test.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "classify_test.md").write_text(render(result))
+    write_results(out, "classify_test", result, render, show=False)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
 
 

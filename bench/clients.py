@@ -26,7 +26,7 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from field import bundled_model_at, evaluate, figures, test_split  # noqa: E402
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 SAMPLE = Path("device/samples/image_01315.jpg")
 
@@ -77,10 +77,7 @@ def main(logits_rev: str = "12aeb4b",
         logits = bundled_model_at(logits_rev, Path(tmp), "logits")
         data_out["choice"] = {"logits": measured(logits, data, field),
                               "probabilities": measured(BUNDLED_MODEL, data, field)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "clients.json").write_text(json.dumps(data_out, indent=2) + "\n")
-    (out / "clients.md").write_text(render(data_out))
-    print(render(data_out))
+    write_results(out, "clients", data_out, render)
 
 
 def render(data: dict) -> str:

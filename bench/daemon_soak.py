@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 
 def make_video(path: Path, photos: list[Path], fps: int = 10, seconds_each: int = 2) -> None:
@@ -77,9 +77,7 @@ def main(minutes: float = 10.0, fps: float = 5.0, data: Annotated[Path | None, t
               "heartbeats": beats, "label_events": len(labels),
               "rss_growth_mb": round(samples[-1]["rss_mb"] - samples[0]["rss_mb"], 1), "machine": machine_info(),
               "stderr_tail": err.splitlines()[-5:]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "daemon_soak.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "daemon_soak.md").write_text(render(result))
+    write_results(out, "daemon_soak", result, render, show=False)
 
 
 def render(result: dict) -> str:

@@ -5,7 +5,6 @@ Usage: python bench/data_checks.py [--data DIR]  ->  bench/results/data_checks.{
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 
 def _run(*args: str) -> dict:
@@ -37,9 +36,7 @@ def main(data: Annotated[Path, typer.Option(envvar="FLOWERCAM_DATA")] = Path("..
         r["command"] = r["command"].replace(tmp, "/tmp")
         r["output"] = r["output"].replace(tmp, "/tmp")
     result = {"machine": machine_info(), "runs": runs}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "data_checks.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "data_checks.md").write_text(render(result))
+    write_results(out, "data_checks", result, render, show=False)
 
 
 def render(result: dict) -> str:

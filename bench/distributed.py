@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 ARGS = ["tiny", "--size", "128", "--max-per-class", "10", "--phase1-epochs", "8", "--phase2-epochs", "2"]
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -89,10 +89,7 @@ def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = N
     memory = json.loads((out / "cache_memory.json").read_text())
     result = {"machine": machine_info(), "command": "build-models train " + " ".join(ARGS), "rows": rows,
               "cache_memory": memory["rows"]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "distributed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "distributed.md").write_text(render(result))
-    print(render(result))
+    write_results(out, "distributed", result, render)
 
 
 def render(data: dict) -> str:

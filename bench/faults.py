@@ -28,7 +28,7 @@ from pathlib import Path
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 WATCHDOG_S = 2.0  # WATCHDOG_USEC given to the daemon: it pings every 1 s
 
@@ -279,10 +279,7 @@ def main(out: Path = Path("bench/results")) -> None:
             results[name] = fault(Path(tmp), video)
             print(json.dumps(results[name]), flush=True)
     data = {"machine": machine_info(), "watchdog_s": WATCHDOG_S, "faults": results}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "faults.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "faults.md").write_text(render(data))
-    print(render(data))
+    write_results(out, "faults", data, render)
 
 
 def render(data: dict) -> str:

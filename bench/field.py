@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 FLOORS = {  # the floors and goals: (figure, floor, goal, higher is better)
     "field_known_top1": ("field_dev known classes top-1", 0.60, 0.80, True),
@@ -101,10 +101,7 @@ def main(field: Annotated[Path, typer.Option()] = Path("../shared/field_dev"),
     data_out = {"machine": machine_info(), "baseline_rev": baseline_rev, "default_crops": sidecar.get("crops"),
                 "uncertain_rule": sidecar.get("uncertain"), "results": results,
                 "bench": {"baseline": bench[0], "shipped": bench[1]}}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "field.json").write_text(json.dumps(data_out, indent=2) + "\n")
-    (out / "field.md").write_text(render(data_out))
-    print(render(data_out))
+    write_results(out, "field", data_out, render)
 
 
 def _pct(value: float | None) -> str:

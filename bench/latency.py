@@ -8,7 +8,6 @@ Usage: python bench/latency.py [--runs 50]  ->  bench/results/latency.{json,md}
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 # name -> (backbone, input size as shipped/trained)
 MODELS = {"lite0": ("lite0", 288), "lite1": ("lite1", 272), "lite2": ("lite2", 288),
@@ -80,10 +79,7 @@ def main(runs: int = 50, warmup: int = 5, out: Path = Path("bench/results")) -> 
                              "p50_ms": report["latency_ms"]["p50"], "p95_ms": report["latency_ms"]["p95"],
                              "init_ms": report["init_ms"], "rss_init_mb": report["rss_delta_mb"]["init"]})
     data = {"machine": info, "runs": runs, "warmup": warmup, "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "latency.md").write_text(render(data))
-    print(render(data))
+    write_results(out, "latency", data, render)
 
 
 def render(data: dict) -> str:

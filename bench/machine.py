@@ -1,12 +1,15 @@
-"""What every result file names: the machine, the versions, the command."""
+"""What every result file names (the machine, the versions, the command), and how results are written."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from importlib import metadata
+from pathlib import Path
 
 
 def machine_info() -> dict:
@@ -28,3 +31,13 @@ def header_markdown(info: dict) -> str:
     v = ", ".join(f"{k} {val}" for k, val in info["versions"].items())
     return (f"- machine: {info['cpu']}, {info['cores']} cores ({info['machine']})\n"
             f"- versions: Python {info['python']}, {v}\n- command: `{info['command']}`\n")
+
+
+def write_results(out: Path, name: str, data: dict, render: Callable[[dict], str], show: bool = True) -> None:
+    """``out/name.json`` (the data) and ``out/name.md`` (the page rendered from it); ``show`` prints the page."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    page = render(data)
+    (out / f"{name}.md").write_text(page)
+    if show:
+        print(page)

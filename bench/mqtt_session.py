@@ -19,7 +19,7 @@ import typer
 sys.path.insert(0, str(Path(__file__).parent.parent))
 sys.path.insert(0, str(Path(__file__).parent))
 from faults import make_video  # noqa: E402
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 from tests.helpers import daemon_config, events_of, start_daemon, wait_for  # noqa: E402
 from tests.test_mqtt import Broker, Listener  # noqa: E402
@@ -61,10 +61,7 @@ def main(out: Path = Path("bench/results")) -> None:
     discovery = {m["topic"]: json.loads(m["payload"]) for m in messages if m["topic"].endswith("/config")}
     data = {"machine": machine_info(), "discovery": discovery, "messages": messages,
             "timeline": [{"t": round(t, 2), "what": what} for t, what in timeline], "daemon_counts": stop["mqtt"]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "mqtt.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "mqtt.md").write_text(render(data))
-    print(render(data))
+    write_results(out, "mqtt", data, render)
 
 
 def render(data: dict) -> str:

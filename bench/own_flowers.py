@@ -28,7 +28,7 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from field import bundled_model_at  # noqa: E402
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 CLASSES = 20
 
@@ -99,10 +99,7 @@ def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = N
               "data_problems": report.stderr.strip().splitlines(), "train": cost,
               "int8": {k: export["models"]["int8"][k] for k in ("val_top1", "test_top1", "size_mb")},
               "keras": export["keras"], "reference": reference(folders / "test", reference_rev)}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "own_flowers.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "own_flowers.md").write_text(render(result))
-    print(render(result))
+    write_results(out, "own_flowers", result, render)
 
 
 def render(data: dict) -> str:

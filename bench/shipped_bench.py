@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import header_markdown, machine_info  # noqa: E402
+from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 
 def main(fp32: Path = Path("runs/lite0-field-trainval/export/lite0-field_float32.tflite"), runs: int = 200,
@@ -31,10 +31,7 @@ def main(fp32: Path = Path("runs/lite0-field-trainval/export/lite0-field_float32
     table = subprocess.run([*flowercam, "--threads", "2", "-m", str(BUNDLED_MODEL), "-m", str(fp32)],
                            capture_output=True, text=True, check=True).stdout if fp32.is_file() else ""
     data = {"machine": machine_info(), "runs": runs, "bench": results, "int8_vs_float32": table}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shipped_bench.json").write_text(json.dumps(data, indent=2) + "\n")
-    (out / "shipped_bench.md").write_text(render(data))
-    print(render(data))
+    write_results(out, "shipped_bench", data, render)
 
 
 def render(data: dict) -> str:
