@@ -1,6 +1,7 @@
-"""Packages are found, never listed by hand: ``device/`` installs as ``flowercam`` with all its subpackages."""
+"""Packages are found, never listed by hand: ``device/flowercam/`` and its subpackages, ``build_models``,
+``calibration``."""
 
 from setuptools import find_packages, setup
 
-setup(packages=["flowercam", *(f"flowercam.{name}" for name in find_packages("device")),
+setup(packages=[*find_packages("device", include=["flowercam", "flowercam.*"]),
                 *find_packages(include=["build_models", "build_models.*", "calibration", "calibration.*"])])

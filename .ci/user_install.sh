@@ -17,8 +17,8 @@ for name in ("tensorflow", "keras"):
 import flowercam, flowercam.sources  # noqa: E401
 assert "site-packages" in flowercam.__file__, flowercam.__file__
 PY
-"$work/venv/bin/flowercam" classify "$repo/device/samples/image_01315.jpg"
-"$py" - "$repo/device/samples/image_01315.jpg" "$work/garden.avi" <<'PY'
+"$work/venv/bin/flowercam" classify "$repo/device/flowercam/samples/image_01315.jpg"
+"$py" - "$repo/device/flowercam/samples/image_01315.jpg" "$work/garden.avi" <<'PY'
 import sys
 import cv2
 frame = cv2.resize(cv2.imread(sys.argv[1]), (160, 120))

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from field import bundled_model_at, evaluate, figures, test_split  # noqa: E402
 from machine import header_markdown, machine_info, write_results  # noqa: E402
 
-SAMPLE = Path("device/samples/image_01315.jpg")
+SAMPLE = Path("device/flowercam/samples/image_01315.jpg")
 
 
 def mediapipe_top3(model: Path, photo: Path) -> list[dict]:

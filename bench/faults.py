@@ -127,7 +127,7 @@ def make_video(path: Path) -> Path:
     import numpy as np
     from PIL import Image
 
-    photo = np.asarray(Image.open("device/samples/image_01315.jpg").convert("RGB").resize((320, 240)))
+    photo = np.asarray(Image.open("device/flowercam/samples/image_01315.jpg").convert("RGB").resize((320, 240)))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
     for i in range(100):
         writer.write(np.ascontiguousarray((photo if i < 50 else photo[:, ::-1])[..., ::-1]))

@@ -41,7 +41,7 @@ def bundled_model_at(rev: str, folder: Path, name: str = "model") -> Path:
     model = folder / f"{name}.tflite"
     for suffix in (".tflite", ".json"):
         model.with_suffix(suffix).write_bytes(subprocess.run(
-            ["git", "show", f"{rev}:device/models/flowercam{suffix}"], capture_output=True, check=True).stdout)
+            ["git", "show", f"{rev}:device/flowercam/models/flowercam{suffix}"], capture_output=True, check=True).stdout)
     return model
 
 

@@ -1,6 +1,6 @@
 """The model card and the README's figures, rendered from the shipped sidecar and the committed results JSON.
 
-Usage: python bench/model_card.py  ->  device/models/MODEL_CARD.md and the generated blocks of README.md
+Usage: python bench/model_card.py  ->  device/flowercam/models/MODEL_CARD.md and the generated blocks of README.md
 (between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``).
 """
 

@@ -49,9 +49,9 @@ PY
   build-models export runs/lite0-field-trainval --temperature-from runs/lite0-paper/export/lite0_int8.json \
     --similarity --uncertain-below "$below" --similarity-below "$sim_below" --crops "$crops" --other-crops "$other" \
     --chosen-on "field_dev (bench/field_experiments.py), never the test split"
-cp runs/lite0-field-trainval/export/lite0-field_int8.tflite device/models/flowercam.tflite
-cp runs/lite0-field-trainval/export/lite0-field_int8.json device/models/flowercam.json
-cp runs/lite0-field-trainval/export/labels.txt device/models/labels.txt
+cp runs/lite0-field-trainval/export/lite0-field_int8.tflite device/flowercam/models/flowercam.tflite
+cp runs/lite0-field-trainval/export/lite0-field_int8.json device/flowercam/models/flowercam.json
+cp runs/lite0-field-trainval/export/labels.txt device/flowercam/models/labels.txt
 python bench/calibration_size.py runs/lite0-paper
 python bench/classify_test_split.py
 python bench/latency.py
