@@ -40,8 +40,11 @@ def bundled_model_at(rev: str, folder: Path, name: str = "model") -> Path:
     """The bundled model and sidecar of commit ``rev``, written into ``folder``; returns the .tflite path."""
     model = folder / f"{name}.tflite"
     for suffix in (".tflite", ".json"):
-        model.with_suffix(suffix).write_bytes(subprocess.run(
-            ["git", "show", f"{rev}:device/flowercam/models/flowercam{suffix}"], capture_output=True, check=True).stdout)
+        for folder in ("device/flowercam/models", "device/models"):  # the package moved to device/flowercam/
+            shown = subprocess.run(["git", "show", f"{rev}:{folder}/flowercam{suffix}"], capture_output=True)
+            if shown.returncode == 0:
+                model.with_suffix(suffix).write_bytes(shown.stdout)
+                break
     return model
 
 

@@ -228,6 +228,41 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder.")], data_dir:
     typer.echo(f"{run}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 {metrics['test']['accuracy']:.2%}")
 
 
+@app.command("add-embedding")
+def add_embedding(model: Annotated[Path, typer.Argument(help="An exported .tflite (with its .json sidecar).")]) -> None:
+    """Give an exported model the embedding output (the same weights; outputs ordered classes, similarity,
+    embedding) for on-device learning; rewrites the model, its metadata and its sidecar in place."""
+    from .outputs import OutputsError, add_embedding_output
+
+    try:
+        sidecar = add_embedding_output(model)
+    except OutputsError as err:
+        raise fail(str(err), 2) from None
+    typer.echo(f"{model}: outputs {sidecar['output']['shape']} classes, similarity, embedding "
+               f"{sidecar['embedding']['shape']}; next: build-models anchors {model} --data DIR")
+
+
+@app.command()
+def anchors(
+    model: Annotated[Path, typer.Argument(help="An exported .tflite with an embedding output.")],
+    data_dir: DataOpt = None,
+    split: Annotated[str, typer.Option(help="The split whose photos are the anchors.")] = "train",
+) -> None:
+    """Write MODEL.anchors.npz: the model's own training photos, embedded by the device's code. flowercam learn
+    fits its adapters with them, so that the classes nobody taught it keep the model's answers."""
+    from flowercam.classifier import Classifier
+    from flowercam.learn import write_anchors
+
+    from .console import progress
+
+    dataset = _load_data(data_dir)
+    samples = dataset.split(split)
+    classifier = Classifier(model, threads=None)
+    with progress("embedding anchors", len(samples)) as advance:
+        path = write_anchors(classifier, [s.path for s in samples], [s.label for s in samples], advance)
+    typer.echo(f"{path} ({path.stat().st_size / 1e6:.2f} MB, {len(samples)} {split} photos)")
+
+
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="Run folder.")],

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from flowercam.classifier import dequantize, softmax
 from flowercam.edgetpu import check_readiness
 from flowercam.preprocess import Preprocess
 from flowercam.runtime import make_interpreter
-from flowercam.sidecar import Sidecar, TensorSpec, sha256_file, write_sidecar
+from flowercam.scores import dequantize, output_roles, softmax
+from flowercam.sidecar import Sidecar, sha256_file, write_sidecar
 
 from calibration.representative import representative_dataset, representative_paths
 from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram
@@ -28,6 +28,7 @@ from calibration.temperature import expected_calibration_error, fit_temperature,
 from .console import progress
 from .data import Flowers102
 from .images import labels_of, load_arrays
+from .outputs import arrange_outputs, tensor_spec
 from .presets import TrainConfig
 from .run import load_run, run_logits
 from .train import evaluation_samples, predict_batches, training_samples
@@ -72,7 +73,8 @@ def convert(model, size: int, precision: str, representative=None) -> bytes:
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
     with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the traced signature, ~100 lines a model
-        return converter.convert()
+        converted = converter.convert()
+    return arrange_outputs(converted, int(model.outputs[0].shape[-1]))  # classes first, as clients read them
 
 
 def tflite_logits(path: Path, images: np.ndarray, threads: int = 2, description: str = "") -> np.ndarray:
@@ -85,18 +87,18 @@ def tflite_outputs(path: Path, images: np.ndarray, threads: int = 2,
     """(class outputs (N, C), similarity outputs (N,) or None) of a .tflite model, dequantized, one image at a time."""
     interpreter, _ = make_interpreter(path, threads)
     inp = interpreter.get_input_details()[0]
-    outputs = sorted(interpreter.get_output_details(), key=lambda o: -int(np.prod(o["shape"])))
-    out, sim = outputs[0], (outputs[1] if len(outputs) > 1 else None)
+    details = interpreter.get_output_details()  # classes first (arrange_outputs), then similarity, embedding
+    out = details[0]
+    sim = next((o for o in details[1:] if int(np.prod(o["shape"])) == 1), None)
     logits = np.empty((len(images), int(np.prod(out["shape"]))), np.float64)
     similarity = np.empty(len(images), np.float64) if sim is not None else None
     with progress(description or f"running {path.name}", len(images)) as advance:
         for i, image in enumerate(images):
             interpreter.set_tensor(inp["index"], image[np.newaxis].astype(inp["dtype"]))
             interpreter.invoke()
-            logits[i] = dequantize(interpreter.get_tensor(out["index"])[0], TensorSpec((), "", *out["quantization"]))
+            logits[i] = dequantize(interpreter.get_tensor(out["index"])[0], *out["quantization"])
             if sim is not None:
-                similarity[i] = dequantize(interpreter.get_tensor(sim["index"]),
-                                           TensorSpec((), "", *sim["quantization"])).ravel()[0]
+                similarity[i] = dequantize(interpreter.get_tensor(sim["index"]), *sim["quantization"]).ravel()[0]
             advance(1)
     return logits, similarity
 
@@ -129,15 +131,16 @@ def _l2_normalize_layer():
 
 
 def with_similarity(model, means: np.ndarray):
-    """The classifier with a second output: the cosine similarity (N, 1) of the photo's pooled features to the
-    nearest class mean. Integer-only ops (L2 normalization, a fixed Dense, a max)."""
+    """The classifier with two more outputs: the cosine similarity (N, 1) of the photo's pooled features to the
+    nearest class mean, and the embedding (N, D), those features L2-normalised (for on-device learning).
+    Integer-only ops (L2 normalization, a fixed Dense, a max)."""
     import keras
 
     unit = _l2_normalize_layer()(name="embedding_unit")(model.get_layer("pool").output)
     cosine = keras.layers.Dense(len(means), use_bias=False, trainable=False, name="class_cosine")
     similarity = keras.ops.max(cosine(unit), axis=-1, keepdims=True)
     cosine.set_weights([means.T.astype(np.float32)])
-    return keras.Model(model.input, [model.output, similarity], name="flowercam_with_similarity")
+    return keras.Model(model.input, [model.output, similarity, unit], name="flowercam_with_similarity")
 
 
 def with_probabilities(model, temperature: float):
@@ -149,12 +152,6 @@ def with_probabilities(model, temperature: float):
     scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature")(outputs[0])
     probabilities = keras.layers.Softmax(name="probabilities")(scaled)
     return keras.Model(model.input, [probabilities, *outputs[1:]], name=f"{model.name}_probabilities")
-
-
-def _tensor_spec(detail: dict) -> TensorSpec:
-    scale, zero_point = detail["quantization"]
-    return TensorSpec(tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name, float(scale),
-                      int(zero_point))
 
 
 def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, calibration_images: int = 300,
@@ -275,10 +272,12 @@ def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], pr
     """The sidecar of an existing .tflite, from its tensors and what the caller knows."""
     rule = rule or UncertainRule()
     interpreter, _ = make_interpreter(path)
-    outputs = sorted(interpreter.get_output_details(), key=lambda o: -int(np.prod(o["shape"])))
-    similarity = _tensor_spec(outputs[1]) if len(outputs) > 1 else None
-    sidecar = Sidecar(sha256=sha256_file(path), input=_tensor_spec(interpreter.get_input_details()[0]),
-                      output=_tensor_spec(outputs[0]), preprocess=pre,
+    details = interpreter.get_output_details()
+    roles = output_roles([int(np.prod(d["shape"])) for d in details], len(labels))
+    similarity, embedding = (None if i is None else tensor_spec(details[i]) for i in (roles.similarity,
+                                                                                      roles.embedding))
+    sidecar = Sidecar(sha256=sha256_file(path), input=tensor_spec(interpreter.get_input_details()[0]),
+                      output=tensor_spec(details[roles.classes]), preprocess=pre, embedding=embedding,
                       labels=tuple(labels), precision=precision, output_kind=output_kind,
                       temperature=round(float(temperature), 6),
                       uncertain_below=rule.uncertain_below, crops=rule.crops, similarity=similarity,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from flowercam.labels import class_name
 from flowercam.preprocess import image_suffixes
 
 from .data import DatasetError, Flowers102, Sample
@@ -30,16 +31,6 @@ DEFAULT_SEED = 0
 SPLIT_FILE = "split.json"
 MIN_TRAIN = 5  # fewer training photos than this: the class is reported as too small to train well
 IMBALANCE = 10.0  # largest / smallest class (training photos) above this: reported as extreme imbalance
-
-
-def readable(folder: str) -> str:
-    """A class name from its folder name: underscores are spaces."""
-    return " ".join(folder.replace("_", " ").split())
-
-
-def is_class_folders(root: Path) -> bool:
-    """True for a folder of class folders (no Oxford ``imagelabels.mat``)."""
-    return not (root / "imagelabels.mat").exists() and any(p.is_dir() for p in root.iterdir())
 
 
 def _photos(folder: Path, suffixes: frozenset[str]) -> list[Path]:
@@ -57,7 +48,7 @@ def opens(path: Path) -> bool:
         return False
 
 
-def _readable(by_class: dict[str, list[Path]], skipped: list[Path]) -> dict[str, list[Path]]:
+def _class_name(by_class: dict[str, list[Path]], skipped: list[Path]) -> dict[str, list[Path]]:
     """The photos Pillow opens; the others go to ``skipped``."""
     kept: dict[str, list[Path]] = {}
     for name, photos in by_class.items():
@@ -123,7 +114,7 @@ def choose_split(root: Path, ratios: tuple[float, float, float] = DEFAULT_RATIOS
     folders = _class_folders(root)
     skipped: list[Path] = []
     if "train" in folders and "test" in folders:
-        parts = {name: _readable({c: _photos(p, suffixes) for c, p in _class_folders(folders[name]).items()},
+        parts = {name: _class_name({c: _photos(p, suffixes) for c, p in _class_folders(folders[name]).items()},
                                  skipped) for name in SPLIT_FOLDERS if name in folders}
         how = "the data's own train/, val/ and test/ folders"
         if "val" not in parts:
@@ -131,7 +122,7 @@ def choose_split(root: Path, ratios: tuple[float, float, float] = DEFAULT_RATIOS
             parts["train"], parts["val"] = carved["train"], carved["val"]
             how = f"the data's own train/ and test/ folders; val drawn from train/ ({ratios[1]:.0%}, seed {seed})"
     else:
-        parts = stratified(_readable({c: _photos(p, suffixes) for c, p in folders.items()}, skipped), ratios, seed)
+        parts = stratified(_class_name({c: _photos(p, suffixes) for c, p in folders.items()}, skipped), ratios, seed)
         how = (f"stratified per class, seed {seed}: train {ratios[0]:.0%}, val {ratios[1]:.0%}, "
                f"test {ratios[2]:.0%}")
     files = {name: [str(p.relative_to(root)) for cls in sorted(part) for p in part[cls]]
@@ -155,10 +146,10 @@ def load_class_folders(root: Path, split: Split | None = None, ratios: tuple[flo
     split = split or choose_split(root, ratios, seed)
     split_folders = (root / "train").is_dir() and (root / "test").is_dir()
     folders = sorted({class_of(f, split_folders) for files in split.files.values() for f in files},
-                     key=lambda f: (readable(f).casefold(), f))
+                     key=lambda f: (class_name(f).casefold(), f))
     if len(folders) < 2:
         raise DatasetError(f"{root}: {len(folders)} class folder(s) with photos; a classifier needs 2 or more")
-    names = [readable(f) for f in folders]
+    names = [class_name(f) for f in folders]
     if len(set(names)) != len(names):
         raise DatasetError(f"{root}: two class folders give the same name once '_' is read as a space")
     index = {f: i for i, f in enumerate(folders)}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from flowercam.metadata import LABEL_FILE
 from flowercam.runtime import make_interpreter
+from flowercam.scores import output_roles
 
 INSTALL_HINT = ("embedding TFLite Metadata needs tflite-support's metadata writers: "
                 "pip install --no-deps tflite-support==0.4.4 (and the libusb-1.0-0 system package)")
@@ -70,8 +71,9 @@ def embed_metadata(model: Path, labels: tuple[str, ...], name: str, description:
         color_space_type=fb.ColorSpaceType.RGB, tensor_type=utils.get_input_tensor_types(buffer)[0])
     output_mds = []
     types = dict(zip(utils.get_output_tensor_names(buffer), utils.get_output_tensor_types(buffer)))
-    for out in outputs:
-        if int(np.prod(out["shape"])) == len(labels):
+    roles = output_roles([int(np.prod(out["shape"])) for out in outputs], len(labels))
+    for i, out in enumerate(outputs):
+        if i == roles.classes:
             meaning = ("calibrated class probabilities (softmax with the temperature fitted on held-out photos, "
                        "inside the model); below the threshold in flowercam's sidecar the answer is 'uncertain'"
                        if scores == "probabilities" else
@@ -79,11 +81,15 @@ def embed_metadata(model: Path, labels: tuple[str, ...], name: str, description:
             output_mds.append(info.ClassificationTensorMd(
                 name=scores, description=meaning, label_files=[info.LabelFileMd(str(label_file))],
                 tensor_type=types[out["name"]], tensor_name=out["name"]))
-        else:
+        elif i == roles.similarity:
             output_mds.append(info.TensorMd(
                 name="similarity", description="cosine similarity of the photo's features to the nearest class "
                 "mean of the training photos; low: unlike every class (flowercam answers 'uncertain')",
                 tensor_name=out["name"]))
+        else:
+            output_mds.append(info.TensorMd(
+                name="embedding", description="the photo's L2-normalised pooled backbone features (unit length), "
+                "for on-device learning (flowercam learn) and similarity search", tensor_name=out["name"]))
     general = info.GeneralMd(name=name, version=version, description=description, author=AUTHOR,
                              licenses=LICENSE)
     populated = writer.MetadataWriter.create_from_metadata_info(

@@ -6,7 +6,8 @@ import json
 import shutil
 
 import numpy as np
-from flowercam.evaluate import FolderTally, folder_class, overall
+from flowercam.evaluate import FolderTally, overall
+from flowercam.labels import folder_class
 from flowercam.preprocess import Preprocess
 from PIL import Image
 

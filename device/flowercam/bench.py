@@ -118,3 +118,24 @@ def pipeline(classifier, files: list[Path], runs: int) -> dict:
     return {"model": str(classifier.model), "runtime": classifier.runtime, "images": len(files), "runs": runs,
             "latency_ms": summary, "throughput_ips": round(1e3 / summary["total"]["mean"], 2),
             "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def adapter_cost(classifier, runs: int, images: list[np.ndarray] | None = None) -> dict:
+    """The adapter's added time per photo next to the model's own, in the same run: each timed run invokes the
+    model, then applies the adapter to its outputs (ms, mean and p50; the ratio of the means)."""
+    rng = np.random.default_rng(0)
+    size = classifier.preprocess.size
+    inputs = images or [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(4)]
+    model_ms, adapter_ms = [], []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        scores = classifier.infer(inputs[i % len(inputs)])
+        t1 = time.perf_counter()
+        classifier.adapter.apply(scores)
+        model_ms.append((t1 - t0) * 1e3)
+        adapter_ms.append((time.perf_counter() - t1) * 1e3)
+    mean_model, mean_adapter = float(np.mean(model_ms)), float(np.mean(adapter_ms))
+    return {"model": str(classifier.model), "adapter_classes": len(classifier.labels), "runs": runs,
+            "model_ms": {"mean": round(mean_model, 3), "p50": round(float(np.median(model_ms)), 3)},
+            "adapter_ms": {"mean": round(mean_adapter, 4), "p50": round(float(np.median(adapter_ms)), 4)},
+            "adapter_share": round(mean_adapter / mean_model, 4)}

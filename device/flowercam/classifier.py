@@ -10,20 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .adapter import load_adapter
+from .labels import NOT_A_FLOWER
 from .metadata import EmbeddedMetadata, label_mismatch, read_metadata
 from .preprocess import CORNER_SIDE, CROP_SETS, ImageError, Preprocess, decode
 from .resources import peak_rss_mb
 from .runtime import make_interpreter
+from .scores import Class, Outputs, dequantize, output_roles, probabilities, top_k
 from .sidecar import BUNDLED_MODEL, ModelError, Sidecar, TensorSpec, read_sidecar
-
-
-@dataclass(frozen=True)
-class Class:
-    """One class of a prediction: 0-based index in the model's labels, name, calibrated score."""
-
-    index: int
-    label: str
-    score: float
 
 
 @dataclass(frozen=True)
@@ -37,6 +31,8 @@ class Result:
     peak_rss_mb: float
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # all classes, calibrated
     similarity: float | None = None  # to the nearest class seen in training (models with that output)
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)  # (D,) unit vector, if any
+    reason: str = ""  # why the answer is uncertain, in words
 
     def to_dict(self) -> dict:
         best = self.top_k[0]
@@ -45,42 +41,32 @@ class Result:
                "latency_ms": self.latency_ms, "peak_rss_mb": self.peak_rss_mb}
         if self.similarity is not None:
             out["similarity"] = self.similarity
+        if self.uncertain and self.reason:
+            out["reason"] = self.reason
         return out
 
 
-def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Integer tensor -> real values (float64); float tensors pass through."""
-    if spec.scale == 0.0:
-        return values.astype(np.float64)
-    return spec.scale * (values.astype(np.int64) - spec.zero_point)
+@dataclass(frozen=True)
+class Scores:
+    """What one inference gives: calibrated class probabilities, and the optional similarity and embedding."""
+
+    probabilities: np.ndarray  # (n_labels,) float64
+    similarity: float | None
+    embedding: np.ndarray | None  # (D,) float64
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Softmax of ``logits / temperature`` along the last axis."""
-    z = logits / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[Class, ...]:
-    """The ``k`` best classes, highest score first (ties: lower index first)."""
-    order = np.argsort(-scores, kind="stable")[:k]
-    return tuple(Class(int(i), labels[i], round(float(scores[i]), 6)) for i in order)
-
-
-def _outputs(interpreter, sidecar: Sidecar, model: Path) -> tuple[int, int | None]:
-    """Tensor indices of the class output and of the similarity output (None when the model has none)."""
-    outputs = interpreter.get_output_details()
-    expected = 2 if sidecar.similarity is not None else 1
-    if len(outputs) != expected:
-        raise ModelError(f"{model.name}: {len(outputs)} outputs, the sidecar describes {expected}")
-    if expected == 1:
-        return outputs[0]["index"], None
-    single = [o["index"] for o in outputs if int(np.prod(o["shape"])) == 1]
-    if len(single) != 1:
-        raise ModelError(f"{model.name}: cannot tell the class output from the similarity output")
-    return next(o["index"] for o in outputs if o["index"] != single[0]), single[0]
+def _outputs(interpreter, sidecar: Sidecar, model: Path) -> Outputs:
+    """Tensor indices of the class, similarity and embedding outputs, checked against the sidecar."""
+    details = interpreter.get_output_details()
+    try:
+        roles = output_roles([int(np.prod(o["shape"])) for o in details], len(sidecar.labels))
+    except ValueError as err:
+        raise ModelError(f"{model.name}: {err}") from None
+    for role, spec in (("similarity", sidecar.similarity), ("embedding", sidecar.embedding)):
+        if (getattr(roles, role) is None) != (spec is None):
+            raise ModelError(f"{model.name}: the model and its sidecar disagree on the {role} output")
+    return Outputs(*(None if i is None else details[i]["index"] for i in (roles.classes, roles.similarity,
+                                                                          roles.embedding)))
 
 
 def _check(interpreter, sidecar: Sidecar, model: Path, class_output: int) -> None:
@@ -117,7 +103,8 @@ class Classifier:
     """A model, its sidecar and one interpreter, built once per process."""
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None, edgetpu: bool = False,
-                 uncertain_below: float | None = None, crops: str | None = None) -> None:
+                 uncertain_below: float | None = None, crops: str | None = None,
+                 adapter: str | Path | None = None, similarity_below: float | None = None) -> None:
         self.model = Path(model) if model else BUNDLED_MODEL
         if model is None and not self.model.is_file():
             raise ModelError("no bundled model in this install (build one with build-models export, "
@@ -131,44 +118,52 @@ class Classifier:
             if "delegate" in str(err).lower():
                 raise
             raise ModelError(f"{self.model.name}: not a valid TFLite model ({str(err).splitlines()[0]})") from None
-        self._output, self._similarity = _outputs(self.interpreter, self.sidecar, self.model)
-        _check(self.interpreter, self.sidecar, self.model, self._output)
+        self.outputs = _outputs(self.interpreter, self.sidecar, self.model)
+        _check(self.interpreter, self.sidecar, self.model, self.outputs.classes)
         self.metadata = _embedded_metadata(self.model, self.sidecar)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self.crops = crops or self.sidecar.crops
         if self.crops not in CROP_SETS:
             raise ModelError(f"crops={self.crops!r}, expected one of {', '.join(CROP_SETS)}")
-        default_below, self.similarity_below = self.sidecar.thresholds_for(self.crops)
-        self.threshold = default_below if uncertain_below is None else uncertain_below
+        self.adapter = None if adapter is None else load_adapter(Path(adapter), self.sidecar)
+        chosen = self.adapter.thresholds_for(self.crops) if self.adapter else self.sidecar.thresholds_for(self.crops)
+        self.threshold = chosen[0] if uncertain_below is None else uncertain_below
+        self.similarity_below = chosen[1] if similarity_below is None else similarity_below
         self.preprocess = self.sidecar.preprocess
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return self.sidecar.labels
+        """The model's classes, then those the adapter added."""
+        return self.adapter.labels if self.adapter else self.sidecar.labels
 
-    def scores(self, image: np.ndarray) -> np.ndarray:
-        """Calibrated class probabilities (float64, (n_labels,)) for one (size, size, 3) uint8 image."""
-        return self.infer(image)[0]
-
-    def infer(self, image: np.ndarray) -> tuple[np.ndarray, float | None]:
-        """(calibrated class probabilities, similarity to the nearest class or None) for one input image."""
+    def infer(self, image: np.ndarray) -> Scores:
+        """Run the model on one (size, size, 3) uint8 input."""
         dtype = np.dtype(self.sidecar.input.dtype)
         self.interpreter.set_tensor(self._input, image[np.newaxis].astype(dtype, copy=False))
         self.interpreter.invoke()
-        raw = dequantize(self.interpreter.get_tensor(self._output)[0], self.sidecar.output)
-        similarity = None
-        if self._similarity is not None:
-            similarity = float(dequantize(self.interpreter.get_tensor(self._similarity), self.sidecar.similarity)
-                               .ravel()[0])
-        if self.sidecar.output_kind == "probabilities":
-            return raw / raw.sum(), similarity
-        return softmax(raw, self.sidecar.temperature), similarity
+        probs = probabilities(self._read(self.outputs.classes, self.sidecar.output)[0], self.sidecar.output_kind,
+                              self.sidecar.temperature)
+        similarity = embedding = None
+        if self.outputs.similarity is not None:
+            similarity = float(self._read(self.outputs.similarity, self.sidecar.similarity).ravel()[0])
+        if self.outputs.embedding is not None:
+            embedding = self._read(self.outputs.embedding, self.sidecar.embedding).ravel()
+        return Scores(probs, similarity, embedding)
 
-    def is_uncertain(self, best_score: float, similarity: float | None) -> bool:
-        """The uncertain rule: a low calibrated score, or (models with a similarity output) a photo unlike
-        every class seen in training."""
+    def _read(self, index: int, spec: TensorSpec) -> np.ndarray:
+        return dequantize(self.interpreter.get_tensor(index), spec.scale, spec.zero_point)
+
+    def uncertain_reason(self, best: Class, similarity: float | None) -> str:
+        """Why the answer is uncertain ("" when it is not): a low calibrated score, or (models with a similarity
+        output) a photo unlike the training photos of every class."""
         below = self.similarity_below
-        return best_score < self.threshold or (similarity is not None and below is not None and similarity < below)
+        if best.label == NOT_A_FLOWER:
+            return "not a flower (a class its owner taught it)"
+        if similarity is not None and below is not None and similarity < below:
+            return (f"unlike the photos it learned from (similarity {similarity:.2f} < {below:g})")
+        if best.score < self.threshold:
+            return f"low confidence ({best.score:.1%} < {self.threshold:.1%})"
+        return ""
 
     def load(self, path: str | Path) -> tuple[list[np.ndarray], float, float]:
         """Decode and preprocess a file. Returns (input arrays, one per crop; decode ms; preprocess ms)."""
@@ -183,18 +178,32 @@ class Classifier:
 
     def classify_arrays(self, path: str, arrays: list[np.ndarray], k: int, decode_ms: float = 0.0,
                         preprocess_ms: float = 0.0) -> Result:
-        """Classify the crops of one photo; their probabilities are averaged."""
+        """Classify the crops of one photo; their probabilities (and similarities, embeddings) are averaged."""
         t0 = time.perf_counter()
-        outputs = [self.infer(array) for array in arrays]
+        scores = self.combine([self.infer(array) for array in arrays])
+        if self.adapter is not None:
+            scores = self.adapter.apply(scores)
         inference_ms = (time.perf_counter() - t0) * 1e3
-        scores = np.mean([probs for probs, _ in outputs], axis=0)
-        similarity = None if outputs[0][1] is None else float(np.mean([sim for _, sim in outputs]))
-        best = top_k(scores, self.labels, max(1, k))
+        best = top_k(scores.probabilities, self.labels, max(1, k))
+        reason = self.uncertain_reason(best[0], scores.similarity)
         latency = {"decode": decode_ms, "preprocess": preprocess_ms, "inference": inference_ms,
                    "total": decode_ms + preprocess_ms + inference_ms}
-        return Result(path, best, self.is_uncertain(best[0].score, similarity),
-                      {key: round(v, 3) for key, v in latency.items()}, round(peak_rss_mb(), 1), scores,
-                      None if similarity is None else round(similarity, 4))
+        return Result(path, best, bool(reason), {key: round(v, 3) for key, v in latency.items()},
+                      round(peak_rss_mb(), 1), scores.probabilities,
+                      None if scores.similarity is None else round(scores.similarity, 4), scores.embedding, reason)
+
+    @staticmethod
+    def combine(outputs: list[Scores]) -> Scores:
+        """The mean over the crops of one photo (the embedding renormalised to unit length)."""
+        if len(outputs) == 1:
+            return outputs[0]
+        probs = np.mean([o.probabilities for o in outputs], axis=0)
+        similarity = None if outputs[0].similarity is None else float(np.mean([o.similarity for o in outputs]))
+        embedding = None
+        if outputs[0].embedding is not None:
+            embedding = np.mean([o.embedding for o in outputs], axis=0)
+            embedding = embedding / max(float(np.linalg.norm(embedding)), 1e-12)
+        return Scores(probs, similarity, embedding)
 
     def classify_frame(self, frame: np.ndarray, name: str = "frame", k: int = 5, capture_ms: float = 0.0) -> Result:
         """Classify an (H, W, 3) uint8 RGB camera frame (capture time reported as decode)."""

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from .errors import FlowercamError
 from .preprocess import find_images
 from .runtime import RuntimeMissing
 from .sidecar import ModelError
@@ -29,6 +30,13 @@ UncertainOpt = Annotated[float | None, typer.Option(
     "--uncertain-below", min=0.0, max=1.0,
     help="Calibrated confidence under which the answer is 'uncertain' (default: the model's).")]
 
+AdapterOpt = Annotated[Path | None, typer.Option("--adapter", "-a", help="An adapter from flowercam learn: the "
+                                                 "classes its owner taught it, on top of the model.")]
+SimilarityOpt = Annotated[float | None, typer.Option(
+    "--similarity-below", min=-1.0, max=1.0,
+    help="Similarity to the nearest known class under which the answer is 'uncertain' (default: the model's "
+    "or the adapter's).")]
+
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error to stderr and return the Exit to raise."""
@@ -37,18 +45,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def open_classifier(model: Path | None, threads: int | None, edgetpu: bool,
-                    uncertain_below: float | None = None, crops: str | None = None):
+                    uncertain_below: float | None = None, crops: str | None = None, adapter: Path | None = None,
+                    similarity_below: float | None = None):
     from .classifier import Classifier
 
     try:
-        return Classifier(model, threads, edgetpu, uncertain_below, crops)
-    except (ModelError, RuntimeMissing) as err:
+        return Classifier(model, threads, edgetpu, uncertain_below, crops, adapter, similarity_below)
+    except FlowercamError as err:
         raise fail(str(err)) from None
 
 
 def _human(result) -> str:
     best = result.top_k[0]
-    answer = f"uncertain (best guess: {best.label} {best.score:.1%})" if result.uncertain else \
+    answer = f"uncertain: {result.reason} (best guess: {best.label} {best.score:.1%})" if result.uncertain else \
         f"{best.label} {best.score:.1%}"
     lat = result.latency_ms
     lines = [f"{result.path}: {answer}"]
@@ -69,12 +78,14 @@ def classify(
     as_json: JsonOpt = False,
     uncertain_below: UncertainOpt = None,
     crops: CropsOpt = None,
+    adapter: AdapterOpt = None,
+    similarity_below: SimilarityOpt = None,
 ) -> None:
     """Classify photos (any format Pillow reads: jpg, png, webp, tif, gif, …). Exit 1 if any file failed."""
     files = find_images(paths)
     if not files:
         raise fail("no images found in " + ", ".join(map(str, paths)))
-    classifier = open_classifier(model, threads, edgetpu, uncertain_below, crops)
+    classifier = open_classifier(model, threads, edgetpu, uncertain_below, crops, adapter, similarity_below)
     failed = done = 0
     start = time.perf_counter()
     for path, result in classifier.classify_many(files, k):
@@ -108,6 +119,8 @@ def evaluate(
     as_json: JsonOpt = False,
     uncertain_below: UncertainOpt = None,
     crops: CropsOpt = None,
+    adapter: AdapterOpt = None,
+    similarity_below: SimilarityOpt = None,
 ) -> None:
     """Measure the model on your labelled photos: top-1, top-3, uncertain and confident-wrong per folder."""
     from rich.progress import Progress
@@ -115,7 +128,7 @@ def evaluate(
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_report
 
-    classifier = open_classifier(model, threads, edgetpu, uncertain_below, crops)
+    classifier = open_classifier(model, threads, edgetpu, uncertain_below, crops, adapter, similarity_below)
     total = len(find_images([folder])) if folder.is_dir() else 0
     try:
         with Progress(transient=True, console=_stderr_console()) as progress:
@@ -133,11 +146,11 @@ def _stderr_console():
 
 
 @app.command()
-def info(model: ModelOpt = None, as_json: JsonOpt = False) -> None:
-    """Describe the model: file, runtime, tensors, labels, calibration, recorded metrics."""
+def info(model: ModelOpt = None, as_json: JsonOpt = False, adapter: AdapterOpt = None) -> None:
+    """Describe the model (and adapter): file, runtime, tensors, labels, calibration, recorded metrics."""
     from .describe import describe
 
-    classifier = open_classifier(model, None, False)
+    classifier = open_classifier(model, None, False, adapter=adapter)
     report = describe(classifier)
     if as_json:
         typer.echo(json.dumps(report))
@@ -173,6 +186,7 @@ def watch(
     max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many classifications.")] = None,
     as_json: JsonOpt = False,
     crops: CropsOpt = None,
+    adapter: AdapterOpt = None,
 ) -> None:
     """Live classification from a camera or video: label, confidence, fps, inference ms. Ctrl-C stops."""
     from .sources import SourceError, check_uri, open_source
@@ -182,7 +196,7 @@ def watch(
         check_uri(source)
     except SourceError as err:
         raise fail(str(err)) from None
-    classifier = open_classifier(model, threads, edgetpu, crops=crops)
+    classifier = open_classifier(model, threads, edgetpu, crops=crops, adapter=adapter)
     try:
         with open_source(source) as frames:
             count = watch_loop(classifier, frames, fps, max_frames, as_json, typer.echo)
@@ -206,8 +220,10 @@ def bench(
     pipeline: Annotated[bool, typer.Option("--pipeline", help="Time decode + preprocess + inference on "
                                            "the photos of --images.")] = False,
     as_json: JsonOpt = False,
+    adapter: AdapterOpt = None,
 ) -> None:
-    """Benchmark models like TFLite's benchmark_model: init, first, warm-up, latency percentiles, memory."""
+    """Benchmark models like TFLite's benchmark_model: init, first, warm-up, latency percentiles, memory.
+    With --adapter: the adapter's added time next to the model's, in the same run."""
     from . import bench as b
     from .sidecar import BUNDLED_MODEL, read_sidecar
 
@@ -215,6 +231,14 @@ def bench(
     files = find_images([images]) if images else []
     if (images or pipeline) and not files:
         raise fail("--pipeline needs --images with photos" if pipeline else f"no images in {images}")
+    if adapter is not None:
+        classifier = open_classifier(paths[0], threads, edgetpu, adapter=adapter)
+        cost = b.adapter_cost(classifier, runs, _bench_inputs(classifier.preprocess, files[:32]) if files else None)
+        typer.echo(json.dumps(cost) if as_json else
+                   f"{cost['model']} + adapter ({cost['adapter_classes']} classes), {runs} runs: model mean "
+                   f"{cost['model_ms']['mean']:.3f} ms, adapter mean {cost['adapter_ms']['mean']:.4f} ms "
+                   f"({cost['adapter_share']:.2%} of the model's)")
+        return
     if pipeline:
         result = b.pipeline(open_classifier(paths[0], threads, edgetpu), files, runs)
         if as_json:
@@ -268,6 +292,51 @@ def _bench_inputs(pre, files: list[Path]) -> list:
         except ImageError as err:
             raise fail(f"{file}: {err}") from None
     return inputs
+
+
+@app.command()
+def learn(
+    folder: Annotated[Path, typer.Argument(help="A folder of class folders: a model class name (rose/, "
+                                           "common_dandelion/) improves it, any other name adds a class (tulip/), "
+                                           "not_a_flower/ holds photos that are no flower.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The adapter file to write (replaced atomically; "
+                                      "the daemon's is /var/lib/flowercam/adapter.npz).")],
+    model: ModelOpt = None,
+    threads: ThreadsOpt = None,
+    kind: Annotated[str, typer.Option(help="residual (the default, measured best), softmax or prototypes.")
+                    ] = "residual",
+) -> None:
+    """Learn the owner's own photos: embed them with the model, fit an adapter, choose its thresholds by
+    cross-validation, write it. Seconds on a Pi; the model itself is never changed."""
+    from rich.progress import Progress
+
+    from .adapter import KINDS
+    from .fit import Recipe
+    from .learn import learn as run_learn
+
+    if kind not in KINDS:
+        raise fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    classifier = open_classifier(model, threads, False)
+    failed: list[str] = []
+    start = time.perf_counter()
+    try:
+        with Progress(transient=True, console=_stderr_console()) as progress:
+            task = progress.add_task("embedding photos", total=None)
+            adapter = run_learn(classifier, folder, Recipe(kind=kind), lambda n: progress.advance(task, n),
+                                lambda path, err: failed.append(f"flowercam: {path}: {err}"),
+                                lambda n: progress.update(task, total=n))
+        adapter.save(out)
+    except FlowercamError as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"cannot write {out}: {err.strerror or err}") from None
+    for line in failed:
+        typer.echo(line, err=True)
+    added = ", ".join(adapter.added) or "none"
+    chosen = adapter.thresholds["center"]
+    typer.echo(f"{out}: {sum(adapter.photos.values())} photos of {len(adapter.photos)} classes learned in "
+               f"{time.perf_counter() - start:.1f} s ({len(failed)} unreadable); classes added: {added}; "
+               f"uncertain below {chosen['uncertain_below']:g} or similarity below {chosen['similarity_below']}")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .labels import folder_class
 from .preprocess import find_images
 
 
@@ -48,15 +49,6 @@ class FolderTally:
                 "top1": self.top1 / n if known else None, "top3": self.top3 / n if known else None,
                 "uncertain": self.uncertain / n, "confident_wrong": self.confident_wrong / n,
                 "wrong_labels": self.wrong_labels.most_common(5)}
-
-
-def folder_class(name: str, labels: tuple[str, ...]) -> int | None:
-    """The class a folder name stands for (``common_dandelion`` -> ``common dandelion``), else None."""
-    wanted = name.replace("_", " ").strip().casefold()
-    for index, label in enumerate(labels):
-        if label.casefold() == wanted:
-            return index
-    return None
 
 
 def class_folders(root: Path) -> list[Path]:

@@ -47,6 +47,8 @@ class Sidecar:
     # embeddings; under ``similarity_below`` the answer is uncertain too (an unknown species, not a flower).
     similarity: TensorSpec | None = None
     similarity_below: float | None = None
+    # Optional third output: the photo's embedding (1, D), its L2-normalised pooled features, for on-device learning
+    embedding: TensorSpec | None = None
     calibration_images: int | None = None
     uncertain_rule: dict = field(default_factory=dict)  # how the thresholds were chosen, for people
     # thresholds per crop set ({"center": {"uncertain_below": .., "similarity_below": ..}, ...}); the two fields
@@ -82,7 +84,7 @@ class Sidecar:
             raise ModelError(f"sidecar has unknown keys {sorted(unknown)}")
         pre = data.pop("preprocess")
         data["preprocess"] = Preprocess(size=int(pre["size"]), crop_fraction=float(pre["crop_fraction"]))
-        for key in ("input", "output", "similarity"):
+        for key in ("input", "output", "similarity", "embedding"):
             spec = data.get(key)
             if spec is not None:
                 data[key] = TensorSpec(tuple(spec["shape"]), spec["dtype"], float(spec["scale"]),
@@ -121,7 +123,7 @@ def _check_fields(sidecar: Sidecar) -> None:
         _number(chosen.get("uncertain_below", 0.5), f"thresholds.{crops}.uncertain_below", 0.0, 1.0)
         if chosen.get("similarity_below") is not None:
             _number(chosen["similarity_below"], f"thresholds.{crops}.similarity_below", -1.0, 1.0)
-    for name in ("input", "output", "similarity"):
+    for name in ("input", "output", "similarity", "embedding"):
         spec = getattr(sidecar, name)
         if spec is not None:
             _number(spec.scale, f"{name}.scale", 0.0, 1e6)

@@ -1,0 +1,123 @@
+"""Fitting an adapter on embeddings: numpy only, seconds on a Raspberry Pi.
+
+Inputs are the owner's photos (unit embeddings, base probabilities, class indices over base + added classes)
+and the anchors that travel with the model (embeddings and base probabilities of its own training photos).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .adapter import KINDS, Adapter, offsets
+from .scores import softmax
+
+
+@dataclass(frozen=True)
+class Photos:
+    """Embedded photos: (N, D) unit embeddings, (N, base) base probabilities, (N,) class indices."""
+
+    embeddings: np.ndarray
+    probs: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, rows: np.ndarray) -> Photos:
+        return Photos(self.embeddings[rows], self.probs[rows], self.labels[rows])
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an adapter is fitted (one record, the defaults are the measured best: bench/learning.py)."""
+
+    kind: str = "residual"
+    l2: float = 3e-5  # weight decay on W
+    steps: int = 300
+    lr: float = 10.0
+    anchor_weight: float = 1.0  # the anchors' total weight relative to the owner's photos
+    scale: float = 16.0  # prototypes: logits = scale * cosine (softmax: the scale of its imprinted start)
+    anchor_softening: float = 0.5  # anchors' base log-probabilities are multiplied by this while fitting
+    base_bias: bool = False  # residual: a learned bias for taught base classes too (shifts every photo's answer)
+
+
+DEFAULT_RECIPE = Recipe()
+
+
+def class_means(photos: Photos, classes: int) -> np.ndarray:
+    """(classes, D) unit mean embedding per class (zero rows for classes without photos)."""
+    means = np.zeros((classes, photos.embeddings.shape[1]), np.float64)
+    np.add.at(means, photos.labels, photos.embeddings)
+    norms = np.linalg.norm(means, axis=1, keepdims=True)
+    return np.divide(means, norms, out=np.zeros_like(means), where=norms > 0)
+
+
+def _softmax_regression(x: np.ndarray, offsets: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                        mask: np.ndarray, bias_mask: np.ndarray, recipe: Recipe, start: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise the weighted cross-entropy of softmax(offsets + x W^T + b) (rows of W and b where ``mask`` is
+    False stay 0) plus l2 * |W|^2, by full-batch gradient descent with Nesterov momentum. Returns (W, b)."""
+    n_classes = offsets.shape[1]
+    w = start.copy()
+    b = np.zeros(n_classes)
+    vw, vb = np.zeros_like(w), np.zeros_like(b)
+    weights = weights / weights.sum()
+    for _ in range(recipe.steps):
+        lw, lb = w + 0.9 * vw, b + 0.9 * vb
+        p = softmax(offsets + x @ lw.T + lb)
+        p[np.arange(len(targets)), targets] -= 1.0
+        g = p * weights[:, None]
+        gw = (g.T @ x + 2 * recipe.l2 * lw) * mask[:, None]
+        gb = g.sum(0) * bias_mask
+        vw, vb = 0.9 * vw - recipe.lr * gw, 0.9 * vb - recipe.lr * gb
+        w, b = w + vw, b + vb
+    return w, b
+
+
+def fit(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int, base_sha256: str,
+        recipe: Recipe = DEFAULT_RECIPE) -> Adapter:
+    """An adapter (without thresholds) for the classes in ``own``; ``labels`` covers base + added classes."""
+    if recipe.kind not in KINDS:
+        raise ValueError(f"kind={recipe.kind!r}, expected one of {', '.join(KINDS)}")
+    classes = len(labels)
+    taught = np.zeros(classes, bool)
+    taught[np.unique(own.labels)] = True
+    means = class_means(own, classes)
+    if recipe.kind == "prototypes":
+        bias = np.where(taught, -recipe.scale * _typical_cosine(own, means), 0.0)
+        return Adapter("prototypes", labels, base_classes, base_sha256, means.astype(np.float32),
+                       bias.astype(np.float32), taught, means.astype(np.float32), recipe.scale)
+    x = np.concatenate([own.embeddings, anchors.embeddings])
+    targets = np.concatenate([own.labels, anchors.labels])
+    weight = np.concatenate([np.full(len(own), 1.0 / len(own)),
+                             np.full(len(anchors), recipe.anchor_weight / max(len(anchors), 1))])
+    if recipe.kind == "softmax":  # started from imprinted weights (the class means), as pycoral's backprop
+        shift, mask, bias_mask = np.zeros((len(x), classes)), np.ones(classes, bool), np.ones(classes, bool)
+        start = recipe.scale * class_means(Photos(x, x[:, :0], targets), classes)
+    else:
+        shift = offsets(np.concatenate([own.probs, anchors.probs]), classes)
+        shift[len(own):] *= recipe.anchor_softening  # the model is sure of its own training photos: soften
+        mask = taught
+        bias_mask = taught & ((np.arange(classes) >= base_classes) | recipe.base_bias)
+        start = np.zeros((classes, x.shape[1]))
+    w, b = _softmax_regression(x, shift, targets, weight, mask, bias_mask, recipe, start)
+    return Adapter(recipe.kind, labels, base_classes, base_sha256, w.astype(np.float32), b.astype(np.float32),
+                   taught, means.astype(np.float32))
+
+
+def _typical_cosine(own: Photos, means: np.ndarray) -> np.ndarray:
+    """Per class, the mean cosine of its photos to their class mean (a prototype's logit is 0 there)."""
+    cos = np.einsum("nd,nd->n", own.embeddings, means[own.labels])
+    out = np.zeros(len(means))
+    np.add.at(out, own.labels, cos)
+    counts = np.bincount(own.labels, minlength=len(means))
+    return np.divide(out, counts, out=np.zeros_like(out), where=counts > 0)
+
+
+def predict(adapter: Adapter, photos: Photos, base_similarity: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (N, C), similarity (N,)) of the adapted model for embedded photos."""
+    return softmax(adapter.logits(photos.probs, photos.embeddings)), adapter.similarity(photos.embeddings,
+                                                                                        base_similarity)

@@ -1,0 +1,185 @@
+"""``flowercam learn``: an adapter from the owner's own photos, on the device, in seconds.
+
+``DIR`` holds one folder per class, named by the one rule of :func:`flowercam.labels.folder_class`: a folder
+named after one of the model's classes (``rose``, ``common_dandelion``) improves that class, any other name adds a
+class (``tulip``), and ``not_a_flower`` holds photos that must not be answered as a flower.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .adapter import Adapter, AdapterError
+from .fit import DEFAULT_RECIPE, Photos, Recipe, fit, predict
+from .labels import class_name, folder_class
+from .preprocess import find_images
+
+ANCHORS_SUFFIX = ".anchors.npz"
+MAX_PHOTOS = 20_000  # more photos than this in one learn: refused (a wrong folder, e.g. a whole photo library)
+FOLDS = 5
+
+
+class LearnError(AdapterError):
+    """The folder cannot be learned from (empty, one class, colliding names, too many photos)."""
+
+
+@dataclass(frozen=True)
+class Folders:
+    """The classes found in a learn folder: labels over base + added classes and each photo's class index."""
+
+    labels: tuple[str, ...]
+    paths: list[Path]
+    classes: np.ndarray
+    counts: dict[str, int]
+
+
+def read_folders(root: Path, base_labels: tuple[str, ...]) -> Folders:
+    """Class folders -> photos and class indices (base classes keep theirs, added ones follow)."""
+    if not root.is_dir():
+        raise LearnError(f"not a folder: {root}")
+    labels, paths, classes, counts, seen = list(base_labels), [], [], {}, {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        photos = find_images([folder])
+        if not photos:
+            continue
+        index = folder_class(folder.name, base_labels)
+        name = base_labels[index] if index is not None else class_name(folder.name)
+        if not name:
+            raise LearnError(f"{folder.name}: not a usable class name")
+        if name.casefold() in seen:
+            raise LearnError(f"folders {seen[name.casefold()]!r} and {folder.name!r} are both the class {name!r}: "
+                             "merge them")
+        seen[name.casefold()] = folder.name
+        if index is None:
+            labels.append(name)
+            index = len(labels) - 1
+        paths += photos
+        classes += [index] * len(photos)
+        counts[name] = len(photos)
+    if not counts:
+        raise LearnError(f"no photos in class folders under {root} (expected {root}/<class name>/*.jpg)")
+    if len(counts) < 2:
+        raise LearnError(f"only one class folder ({next(iter(counts))}) in {root}: learning needs at least two "
+                         "(add the classes it should tell apart, or a not_a_flower folder)")
+    if len(paths) > MAX_PHOTOS:
+        raise LearnError(f"{len(paths)} photos in {root}: more than {MAX_PHOTOS:,} (is it the right folder?)")
+    return Folders(tuple(labels), paths, np.array(classes, np.int64), counts)
+
+
+def embed(classifier, paths: list[Path], advance: Callable[[int], None] = lambda n: None,
+          on_error: Callable[[Path, Exception], None] = lambda p, e: None
+          ) -> tuple[np.ndarray, Photos, np.ndarray | None]:
+    """Embed photos with the device's own preprocessing, by the base model alone. Returns (rows that worked,
+    their Photos with labels -1, their similarity to the model's classes or None)."""
+    ok, embeddings, probs, sims = [], [], [], []
+    base = replace_adapter(classifier)
+    for i, (path, result) in enumerate(classifier.classify_many(paths, k=1)):
+        advance(1)
+        if isinstance(result, Exception):
+            on_error(path, result)
+            continue
+        ok.append(i)
+        embeddings.append(result.embedding)
+        probs.append(result.scores)
+        sims.append(result.similarity)
+    replace_adapter(classifier, base)
+    if not ok:
+        raise LearnError("no photo could be read")
+    similarity = None if sims[0] is None else np.array(sims, np.float64)
+    return np.array(ok), Photos(np.array(embeddings), np.array(probs), np.full(len(ok), -1)), similarity
+
+
+def replace_adapter(classifier, adapter: Adapter | None = None) -> Adapter | None:
+    """Set the classifier's adapter (learning embeds with the base model alone); returns the previous one."""
+    previous, classifier.adapter = classifier.adapter, adapter
+    return previous
+
+
+def anchors_for(model: Path) -> Photos:
+    """The anchor photos that travel with a model (``MODEL.anchors.npz``: its own training photos, embedded)."""
+    path = model.with_name(model.stem + ANCHORS_SUFFIX)
+    if not path.is_file():
+        raise LearnError(f"no anchors beside the model ({path.name}); build-models anchors writes them")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            emb = data["embeddings"].astype(np.float64) * float(data["scale"])
+            return Photos(emb, data["probs"].astype(np.float64), data["labels"].astype(np.int64))
+    except (OSError, ValueError, KeyError) as err:
+        raise LearnError(f"{path.name}: unreadable anchors ({type(err).__name__})") from None
+
+
+def choose_thresholds(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int, recipe: Recipe,
+                      base_thresholds: tuple[float, float | None], similarity: np.ndarray | None) -> dict:
+    """The uncertain thresholds of the adapted model, from the owner's photos by stratified cross-validation:
+    the score threshold that best separates right from wrong held-out answers (a wrong confident answer costs
+    two right ones; never above the model's own threshold), and a similarity threshold under which at most 5 %
+    of held-out photos fall (never above the model's own)."""
+    rng = np.random.default_rng(0)
+    fold = np.empty(len(own), np.int64)
+    for c in np.unique(own.labels):
+        rows = np.flatnonzero(own.labels == c)
+        fold[rows] = rng.permutation(len(rows)) % FOLDS
+    scores, right, sims = [], [], []
+    for k in range(FOLDS):
+        test, train = fold == k, fold != k
+        if not test.any() or len(np.unique(own.labels[train])) < 2:
+            continue
+        adapter = fit(own.take(train), anchors, labels, base_classes, "", recipe)
+        probs, sim = predict(adapter, own.take(test), None if similarity is None else similarity[test])
+        scores += list(probs.max(1))
+        right += list(probs.argmax(1) == own.labels[test])
+        sims += list(sim)
+    scores, right, sims = np.array(scores), np.array(right, bool), np.array(sims)
+    base_uncertain_below, base_similarity_below = base_thresholds
+    grid = np.round(np.arange(0.30, base_uncertain_below + 1e-9, 0.025), 3)
+    value = [((scores >= t) & right).sum() - 2 * ((scores >= t) & ~right).sum() for t in grid]
+    below = float(np.quantile(sims, 0.05)) if len(sims) else None
+    if base_similarity_below is not None and below is not None:
+        below = min(below, base_similarity_below)
+    chosen = {"uncertain_below": float(grid[int(np.argmax(value))]),
+              "similarity_below": None if below is None else round(below, 4)}
+    return {"center": chosen, "held_out_photos": int(len(scores)),
+            "held_out_top1": float(right.mean()) if len(right) else None}
+
+
+def learn(classifier, root: Path, recipe: Recipe = DEFAULT_RECIPE, advance: Callable[[int], None] = lambda n: None,
+          on_error: Callable[[Path, Exception], None] = lambda p, e: None,
+          announce: Callable[[int], None] = lambda n: None) -> Adapter:
+    """Fit an adapter for ``classifier``'s model from the class folders under ``root`` (not yet written)."""
+    sidecar = classifier.sidecar
+    if sidecar.embedding is None:
+        raise LearnError(f"{classifier.model.name} has no embedding output: learning needs one "
+                         "(build-models add-embedding MODEL)")
+    folders = read_folders(root, sidecar.labels)
+    anchors = anchors_for(classifier.model)
+    announce(len(folders.paths))
+    rows, photos, base_similarity = embed(classifier, folders.paths, advance, on_error)
+    own = Photos(photos.embeddings, photos.probs, folders.classes[rows])
+    adapter = fit(own, anchors, folders.labels, len(sidecar.labels), sidecar.sha256, recipe)
+    thresholds = choose_thresholds(own, anchors, folders.labels, len(sidecar.labels), recipe,
+                                   sidecar.thresholds_for("center"), base_similarity)
+    counts = {folders.labels[c]: int((own.labels == c).sum()) for c in np.unique(own.labels)}
+    info = {"learned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "folder": str(root), "recipe": recipe.__dict__, "photos_failed": int(len(folders.paths) - len(rows)),
+            "model": classifier.model.name, "cross_validation": {k: thresholds.pop(k) for k in
+                                                                 ("held_out_photos", "held_out_top1")}}
+    return replace(adapter, thresholds=thresholds, photos=counts, info=info)
+
+
+
+
+def write_anchors(classifier, paths: list[Path], labels: np.ndarray, advance: Callable[[int], None] = lambda n: None
+                  ) -> Path:
+    """Embed a model's own training photos and write them beside it as its anchors (int8 embeddings, float16
+    probabilities): what keeps an adapter from moving the classes nobody taught it."""
+    rows, photos, _ = embed(classifier, paths, advance)
+    path = classifier.model.with_name(classifier.model.stem + ANCHORS_SUFFIX)
+    np.savez_compressed(path, embeddings=np.round(photos.embeddings * 127).astype(np.int8), scale=1 / 127,
+                        probs=photos.probs.astype(np.float16), labels=np.asarray(labels)[rows].astype(np.int16),
+                        model_sha256=np.frombuffer(classifier.sidecar.sha256.encode(), np.uint8))
+    return path
