@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from flowercam.classifier import softmax
+from flowercam.scores import softmax
 from flowercam.preprocess import Preprocess
 
 from .backbones import get_backbone

@@ -68,3 +68,37 @@ def video(tmp_path_factory, dataset_dir) -> Path:
             writer.write(image)
     writer.release()
     return path
+
+
+@pytest.fixture(scope="session")
+def learning_model(tmp_path_factory, dataset_dir) -> Path:
+    """A tiny real int8 model with the three outputs of an exported one (classes, similarity, embedding), its
+    sidecar and its anchors (the training photos embedded), as ``flowercam learn`` needs."""
+    import keras
+    from flowercam.classifier import Classifier
+    from flowercam.learn import write_anchors
+    from flowercam.preprocess import Preprocess
+
+    from build_models.data import load_flowers102
+    from build_models.export import class_means, convert, embedding_model, with_similarity, write_model_sidecar
+    from build_models.images import labels_of, load_arrays
+    from calibration.representative import representative_dataset
+
+    keras.utils.set_random_seed(0)
+    ds = load_flowers102(dataset_dir)
+    pre = Preprocess(TINY_SIZE)
+    samples = list(ds.train + ds.val)
+    x, y = load_arrays(samples, pre).astype(np.float32), labels_of(samples)
+    image = keras.Input((TINY_SIZE, TINY_SIZE, 3))
+    features = keras.layers.Conv2D(16, 3, activation="relu")(keras.layers.Rescaling(1 / 128.0, offset=-1.0)(image))
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    model = keras.Model(image, keras.layers.Dense(ds.num_classes)(pooled))
+    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=60, verbose=0)
+    means = class_means(embedding_model(model).predict(x, verbose=0), y, ds.num_classes)
+    path = tmp_path_factory.mktemp("learning") / "tiny_int8.tflite"
+    path.write_bytes(convert(with_similarity(model, means), TINY_SIZE, "int8",
+                             representative_dataset([s.path for s in samples], pre)))
+    write_model_sidecar(path, pre, ds.class_names, "int8", 1.0, "tiny", "test", {})
+    write_anchors(Classifier(path), [s.path for s in samples], y)
+    return path

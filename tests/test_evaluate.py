@@ -53,7 +53,8 @@ def test_evaluate_needs_class_folders(tiny_model, tmp_path):
 
 
 def test_tallies_count_confident_wrong_and_unknowns():
-    from flowercam.classifier import Class, Result
+    from flowercam.classifier import Result
+    from flowercam.scores import Class
 
     def result(index, uncertain):
         return Result("x", (Class(index, f"c{index}", 0.9), Class(2, "c2", 0.05), Class(3, "c3", 0.05)),
@@ -86,7 +87,8 @@ def test_multi_crops_cover_the_frame():
 def test_uncertain_answers_lead_with_uncertain(tiny_model, dataset_dir):
     path = str(dataset_dir / "jpg" / "image_00001.jpg")
     done = run_cli("classify", "--model", str(tiny_model), "--uncertain-below", "1.0", path)
-    assert done.returncode == 0 and f"{path}: uncertain (best guess: " in done.stdout
+    assert done.returncode == 0 and f"{path}: uncertain: low confidence (" in done.stdout  # and why
+    assert "(best guess: " in done.stdout
     sure = run_cli("classify", "--model", str(tiny_model), "--uncertain-below", "0.0", path)
     assert "uncertain" not in sure.stdout.splitlines()[0]
 

@@ -122,11 +122,16 @@ def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
     unknown = classifier.classify(odd)
     assert unknown.similarity < known.similarity
     assert unknown.uncertain == (unknown.similarity < 0.85)
+    # the exported model's outputs: classes first (what MediaPipe's classifications[0] reads), then the similarity
+    # and the embedding (unit length)
+    assert [d["name"] for d in classifier.interpreter.get_output_details()] == ["probabilities", "similarity",
+                                                                                "embedding"]
+    assert sidecar["embedding"]["shape"][0] == 1 and abs(np.linalg.norm(known.embedding) - 1) < 0.05
     # a sidecar that does not describe the second output is refused with one line
     broken = json.loads((tmp_path / "lite0_int8.json").read_text())
     broken["similarity"] = None
     (tmp_path / "lite0_int8.json").write_text(json.dumps(broken))
-    with pytest.raises(ModelError, match="2 outputs, the sidecar describes 1"):
+    with pytest.raises(ModelError, match="disagree on the similarity output"):
         Classifier(tmp_path / "lite0_int8.tflite")
 
 

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTALLED_AS = {"device": "flowercam", "build_models": "build_models", "calibration": "calibration"}
+INSTALLED_AS = {"device/flowercam": "flowercam", "build_models": "build_models", "calibration": "calibration"}
 
 
 def test_wheel_has_every_module(tmp_path):

@@ -16,7 +16,7 @@ from .metadata import EmbeddedMetadata, label_mismatch, read_metadata
 from .preprocess import CORNER_SIDE, CROP_SETS, ImageError, Preprocess, decode
 from .resources import peak_rss_mb
 from .runtime import make_interpreter
-from .scores import Class, Outputs, dequantize, output_roles, probabilities, top_k
+from .scores import Class, Outputs, dequantize, is_uncertain, output_roles, probabilities, top_k
 from .sidecar import BUNDLED_MODEL, ModelError, Sidecar, TensorSpec, read_sidecar
 
 
@@ -156,14 +156,13 @@ class Classifier:
     def uncertain_reason(self, best: Class, similarity: float | None) -> str:
         """Why the answer is uncertain ("" when it is not): a low calibrated score, or (models with a similarity
         output) a photo unlike the training photos of every class."""
-        below = self.similarity_below
         if best.label == NOT_A_FLOWER:
             return "not a flower (a class its owner taught it)"
-        if similarity is not None and below is not None and similarity < below:
-            return (f"unlike the photos it learned from (similarity {similarity:.2f} < {below:g})")
+        if not is_uncertain(best.score, similarity, self.threshold, self.similarity_below):
+            return ""
         if best.score < self.threshold:
             return f"low confidence ({best.score:.1%} < {self.threshold:.1%})"
-        return ""
+        return f"unlike the photos it learned from (similarity {similarity:.2f} < {self.similarity_below:g})"
 
     def load(self, path: str | Path) -> tuple[list[np.ndarray], float, float]:
         """Decode and preprocess a file. Returns (input arrays, one per crop; decode ms; preprocess ms)."""

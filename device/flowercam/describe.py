@@ -40,4 +40,14 @@ def describe(classifier) -> dict:
         "edgetpu": check_readiness(path).summary(),
         "metadata": classifier.metadata.summary() if classifier.metadata else None,
         "metrics": sidecar.metrics,
+        "adapter": _adapter(classifier.adapter),
     }
+
+
+def _adapter(adapter) -> dict | None:
+    """What an adapter adds: its kind, classes added, photos per class, when it was learned, its thresholds."""
+    if adapter is None:
+        return None
+    return {"kind": adapter.kind, "classes_added": list(adapter.added), "photos": adapter.photos,
+            "learned_at": adapter.info.get("learned_at"), "from": adapter.info.get("folder"),
+            "thresholds": adapter.thresholds.get("center")}

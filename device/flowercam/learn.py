@@ -160,14 +160,22 @@ def learn(classifier, root: Path, recipe: Recipe = DEFAULT_RECIPE, advance: Call
     announce(len(folders.paths))
     rows, photos, base_similarity = embed(classifier, folders.paths, advance, on_error)
     own = Photos(photos.embeddings, photos.probs, folders.classes[rows])
-    adapter = fit(own, anchors, folders.labels, len(sidecar.labels), sidecar.sha256, recipe)
-    thresholds = choose_thresholds(own, anchors, folders.labels, len(sidecar.labels), recipe,
+    adapter = learn_photos(own, anchors, folders.labels, sidecar, recipe, base_similarity)
+    info = {**adapter.info, "learned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "folder": str(root), "photos_failed": int(len(folders.paths) - len(rows)), "model": classifier.model.name}
+    return replace(adapter, info=info)
+
+
+def learn_photos(own: Photos, anchors: Photos, labels: tuple[str, ...], sidecar, recipe: Recipe = DEFAULT_RECIPE,
+                 base_similarity: np.ndarray | None = None) -> Adapter:
+    """The adapter, its thresholds and photo counts from embedded photos (what :func:`learn` does after
+    embedding; bench/learning.py calls it on cached embeddings)."""
+    adapter = fit(own, anchors, labels, len(sidecar.labels), sidecar.sha256, recipe)
+    thresholds = choose_thresholds(own, anchors, labels, len(sidecar.labels), recipe,
                                    sidecar.thresholds_for("center"), base_similarity)
-    counts = {folders.labels[c]: int((own.labels == c).sum()) for c in np.unique(own.labels)}
-    info = {"learned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "folder": str(root), "recipe": recipe.__dict__, "photos_failed": int(len(folders.paths) - len(rows)),
-            "model": classifier.model.name, "cross_validation": {k: thresholds.pop(k) for k in
-                                                                 ("held_out_photos", "held_out_top1")}}
+    counts = {labels[c]: int((own.labels == c).sum()) for c in np.unique(own.labels)}
+    info = {"recipe": recipe.__dict__,
+            "cross_validation": {k: thresholds.pop(k) for k in ("held_out_photos", "held_out_top1")}}
     return replace(adapter, thresholds=thresholds, photos=counts, info=info)
 
 

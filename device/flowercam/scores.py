@@ -75,3 +75,11 @@ def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[Class, .
     """The ``k`` best classes, highest score first (ties: lower index first)."""
     order = np.argsort(-scores, kind="stable")[:k]
     return tuple(Class(int(i), labels[i], round(float(scores[i]), 6)) for i in order)
+
+
+def is_uncertain(score: float, similarity: float | None, uncertain_below: float,
+                 similarity_below: float | None) -> bool:
+    """The uncertain rule: a calibrated top-1 score under ``uncertain_below``, or (models with a similarity output)
+    a photo less similar than ``similarity_below`` to every class it knows."""
+    low_similarity = similarity is not None and similarity_below is not None and similarity < similarity_below
+    return score < uncertain_below or low_similarity

@@ -1,0 +1,154 @@
+"""flowercam learn: an adapter from class folders, on a real int8 model with an embedding output; the adapter
+everywhere; and every bad input a one-line error with the previous adapter left in place."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from build_models.synthetic import class_image
+from tests.helpers import run_cli
+
+
+def _folder(root, name: str, label: int, n: int = 8, seed: int = 0):
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed + label)
+    for i in range(n):
+        class_image(label, rng, (80, 60)).save(folder / f"{label}_{i}.jpg", quality=90)
+    return folder
+
+
+@pytest.fixture()
+def garden(tmp_path):
+    """Two of the model's classes (folder names by the one rule) and a new one it has never seen."""
+    root = tmp_path / "garden"
+    _folder(root, "Synthetic_1", 0)
+    _folder(root, "synthetic__2", 1)
+    _folder(root, "violet", 4)  # a colour the model never saw: a new class
+    return root
+
+
+def _classify(model, adapter, photo):
+    done = run_cli("classify", "--model", str(model), "--adapter", str(adapter), "--json", str(photo))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_learn_adds_a_class_keeps_the_indices_and_is_used_everywhere(tmp_path, learning_model, garden):
+    adapter = tmp_path / "var" / "adapter.npz"
+    done = run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model))
+    assert done.returncode == 0, done.stderr
+    assert "classes added: violet" in done.stdout and adapter.is_file()
+    new = _folder(tmp_path / "more", "violet", 4, n=3, seed=7)
+    rows = [_classify(learning_model, adapter, photo) for photo in sorted(new.iterdir())]
+    assert all(row["label"] == "violet" and row["index"] == 3 for row in rows), rows
+    old = _folder(tmp_path / "more", "synthetic 1", 0, n=2, seed=9)
+    row = _classify(learning_model, adapter, next(old.iterdir()))
+    assert (row["label"], row["index"]) == ("synthetic 1", 0)
+    info = run_cli("info", "--model", str(learning_model), "--adapter", str(adapter), "--json")
+    assert info.returncode == 0, info.stderr
+    described = json.loads(info.stdout)["adapter"]
+    assert described["classes_added"] == ["violet"] and described["photos"]["synthetic 2"] == 8
+    evaluation = run_cli("evaluate", "--model", str(learning_model), "--adapter", str(adapter), "--json",
+                         str(tmp_path / "more"))
+    assert evaluation.returncode == 0, evaluation.stderr
+    folders = {f["folder"]: f for f in json.loads(evaluation.stdout)["folders"]}
+    assert folders["violet"]["class"] == 3 and folders["violet"]["top1"] == 1.0
+    bench = run_cli("bench", "--model", str(learning_model), "--adapter", str(adapter), "--runs", "20", "--json")
+    assert bench.returncode == 0 and json.loads(bench.stdout)["adapter_classes"] == 4
+
+
+def test_the_model_alone_cannot_name_the_new_class(tmp_path, learning_model):
+    photo = _folder(tmp_path, "violet", 4, n=1) / "4_0.jpg"
+    done = run_cli("classify", "--model", str(learning_model), "--json", str(photo))
+    assert json.loads(done.stdout)["index"] < 3  # it has only its own three classes
+
+
+def _one_line_error(done, fragment: str):
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr and fragment in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("layout, fragment", [
+    ("empty", "no photos in class folders"),
+    ("one_class", "only one class folder"),
+    ("collision", "are both the class"),
+    ("unreadable_only", "no photo could be read"),
+])
+def test_bad_folders_fail_in_one_line_and_keep_the_previous_adapter(tmp_path, learning_model, garden, layout,
+                                                                    fragment):
+    adapter = tmp_path / "adapter.npz"
+    assert run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model)).returncode == 0
+    before = adapter.read_bytes()
+    bad = tmp_path / layout
+    bad.mkdir()
+    if layout == "one_class":
+        _folder(bad, "violet", 4)
+    elif layout == "collision":
+        _folder(bad, "violet", 4)
+        _folder(bad, "Violet_", 4, seed=3)
+    elif layout == "unreadable_only":
+        for name in ("a", "b"):
+            (bad / name).mkdir()
+            (bad / name / "x.jpg").write_bytes(b"not a photo")
+    _one_line_error(run_cli("learn", str(bad), "--out", str(adapter), "--model", str(learning_model)), fragment)
+    assert adapter.read_bytes() == before
+
+
+def test_unreadable_photos_get_an_error_row_and_are_skipped(tmp_path, learning_model, garden):
+    (garden / "violet" / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"\x00" * 50)
+    done = run_cli("learn", str(garden), "--out", str(tmp_path / "a.npz"), "--model", str(learning_model))
+    assert done.returncode == 0, done.stderr
+    assert "broken.jpg" in done.stderr and "(1 unreadable)" in done.stdout
+
+
+def test_broken_or_foreign_adapters_are_refused_in_one_line(tmp_path, learning_model, garden):
+    from flowercam.adapter import read_adapter
+
+    adapter = tmp_path / "adapter.npz"
+    assert run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model)).returncode == 0
+    data = adapter.read_bytes()
+    sample = str(_folder(tmp_path / "p", "x", 0, n=1) / "0_0.jpg")
+    for name, content in (("truncated.npz", data[: len(data) // 2]), ("corrupt.npz", b"PK\x03\x04" + b"\x00" * 64),
+                          ("text.npz", b"hello")):
+        (tmp_path / name).write_bytes(content)
+        _one_line_error(run_cli("classify", "--model", str(learning_model), "--adapter", str(tmp_path / name),
+                                sample), "adapter")
+    other = read_adapter(adapter)
+    import dataclasses
+
+    dataclasses.replace(other, base_sha256="0" * 64).save(tmp_path / "foreign.npz")
+    _one_line_error(run_cli("classify", "--model", str(learning_model), "--adapter", str(tmp_path / "foreign.npz"),
+                            sample), "learned for another model")
+    _one_line_error(run_cli("classify", "--adapter", str(adapter), sample), "learned for another model")
+
+
+def test_residual_adapter_leaves_untaught_classes_as_the_model_had_them():
+    """Pure numpy: a taught class only takes a photo that looks like it; elsewhere the base ranking stands."""
+    from flowercam.fit import Photos, Recipe, fit, predict
+
+    rng = np.random.default_rng(0)
+    dim, base_classes = 16, 5
+    centres = np.eye(dim)[:6]
+
+    def photos(label, n, base_label=None):
+        emb = centres[label] + rng.normal(0, 0.05, (n, dim))
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        probs = np.full((n, base_classes), 0.02)
+        probs[:, label if base_label is None else base_label] = 0.92
+        return Photos(emb, probs, np.full(n, label))
+
+    anchors = [photos(c, 10) for c in range(base_classes)]
+    anchors = Photos(*(np.concatenate([getattr(a, k) for a in anchors]) for k in ("embeddings", "probs", "labels")))
+    own = [photos(0, 10), photos(5, 10, base_label=1)]  # class 0 taught, class 5 new (base calls it 1)
+    own = Photos(*(np.concatenate([getattr(a, k) for a in own]) for k in ("embeddings", "probs", "labels")))
+    adapter = fit(own, anchors, tuple("abcdef"), base_classes, "sha", Recipe())
+    for label in (1, 2, 3, 4):  # untaught: still the base answer
+        probs, _ = predict(adapter, photos(label, 5))
+        assert (probs.argmax(1) == label).all()
+    probs, _ = predict(adapter, photos(5, 5, base_label=1))
+    assert (probs.argmax(1) == 5).all()
