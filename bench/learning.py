@@ -85,8 +85,7 @@ def _score(labels, probs, sim, below, field_names, test_probs, test_sim, test_tr
     return out
 
 
-def curve(classifier, garden, field, test, anchors) -> tuple[list[dict], dict]:
-    from flowercam.adapter import KINDS
+def curve(classifier, garden, field, test, anchors, kinds: list[str]) -> tuple[list[dict], dict]:
     from flowercam.fit import Photos, Recipe, predict
     from flowercam.labels import folder_class
     from flowercam.learn import learn_photos
@@ -100,7 +99,7 @@ def curve(classifier, garden, field, test, anchors) -> tuple[list[dict], dict]:
     base_per_class = base.pop("per_class")
     rows = [{"kind": "none (the model alone)", "n": 0, "draws": [base]}]
     taught = {folder_class(n, labels) for n in FOLDERS}
-    for kind in KINDS:
+    for kind in kinds:
         for n in SIZES[1:]:
             draws = []
             for seed in range(DRAWS if n < 100 else 1):
@@ -158,7 +157,9 @@ def costs(garden_root: Path, work: Path) -> dict:
 def main(garden_root: Annotated[Path, typer.Option("--garden")] = Path("../shared/garden_pool"),
          field_root: Annotated[Path, typer.Option("--field")] = Path("../shared/field_dev"),
          data: Annotated[Path, typer.Option()] = Path("../shared/flowers102"),
-         work: Annotated[Path, typer.Option()] = Path("runs/learning"), out: Path = RESULTS) -> None:
+         work: Annotated[Path, typer.Option()] = Path("runs/learning"), out: Path = RESULTS,
+         kinds: Annotated[str, typer.Option(help="Adapter kinds, comma-separated.")] = "residual,prototypes,softmax",
+         ) -> None:
     from flowercam.classifier import Classifier
     from flowercam.learn import anchors_for
 
@@ -171,7 +172,7 @@ def main(garden_root: Annotated[Path, typer.Option("--garden")] = Path("../share
     field = _embedded(classifier, "field", *_folders(field_root), work)
     oxford = _embedded(classifier, "test", [s.path for s in test], [s.label for s in test], work)
     anchors = anchors_for(classifier.model)
-    rows, base = curve(classifier, garden, field, oxford, anchors)
+    rows, base = curve(classifier, garden, field, oxford, anchors, kinds.split(","))
     result = {"machine": machine_info(), "model": classifier.sidecar.sha256, "sizes": list(SIZES), "rows": rows,
               "base": base, "untaught": untaught_roses(classifier, garden, field, anchors),
               "costs": costs(garden_root, work)}

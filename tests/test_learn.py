@@ -152,3 +152,16 @@ def test_residual_adapter_leaves_untaught_classes_as_the_model_had_them():
         assert (probs.argmax(1) == label).all()
     probs, _ = predict(adapter, photos(5, 5, base_label=1))
     assert (probs.argmax(1) == 5).all()
+
+
+def test_daemon_config_names_the_adapter_and_checks_it(tmp_path, learning_model, garden, video):
+    from tests.helpers import daemon_config
+
+    adapter = tmp_path / "adapter.npz"
+    assert run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model)).returncode == 0
+    config = daemon_config(tmp_path, learning_model, video, model={"adapter": str(adapter)})
+    done = run_cli("daemon", "--config", str(config), "--check-config")
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr
+    (tmp_path / "bad.npz").write_bytes(b"broken")
+    config = daemon_config(tmp_path, learning_model, video, model={"adapter": str(tmp_path / "bad.npz")})
+    _one_line_error(run_cli("daemon", "--config", str(config), "--check-config"), "adapter")

@@ -353,14 +353,14 @@ def daemon(
     from .daemon import Daemon, Signals, classifier_for
 
     signals = Signals().install()  # first: a SIGTERM while the model loads still stops cleanly
-    from .config import ConfigError, load_config
+    from .config import load_config
     from .events import EventWriter
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(config)
         classifier = classifier_for(cfg)
-    except (ConfigError, ModelError, RuntimeMissing) as err:
+    except FlowercamError as err:  # a bad config, model or adapter
         raise fail(str(err)) from None
     if check_config:
         from .sources import redact

@@ -30,6 +30,7 @@ class ModelConfig:
     edgetpu: bool = False
     uncertain_below: float = -1.0  # calibrated confidence under which a frame is "uncertain"; <0: the model's
     crops: str = ""  # "center", "multi" (centre, whole frame and four corners, averaged); empty: the model's
+    adapter: str = ""  # an adapter from flowercam learn (e.g. /var/lib/flowercam/adapter.npz); empty: none
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def classifier_for(config: Config) -> Classifier:
-    """The classifier a config names (raises ModelError or RuntimeMissing)."""
+    """The classifier a config names, with its adapter (raises ModelError, AdapterError or RuntimeMissing);
+    built anew on reload, so a new adapter is applied on SIGHUP without a restart."""
     threshold = config.model.uncertain_below if config.model.uncertain_below >= 0 else None
     return Classifier(Path(config.model.path) if config.model.path else None, config.model.threads,
-                      config.model.edgetpu, threshold, config.model.crops or None)
+                      config.model.edgetpu, threshold, config.model.crops or None,
+                      Path(config.model.adapter) if config.model.adapter else None)
 
 
 class Signals:
