@@ -12,8 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-CARD = ROOT / "device" / "models" / "MODEL_CARD.md"
-SIDECAR = ROOT / "device" / "models" / "flowercam.json"
+CARD = ROOT / "device" / "flowercam" / "models" / "MODEL_CARD.md"
+SIDECAR = ROOT / "device" / "flowercam" / "models" / "flowercam.json"
 README = ROOT / "README.md"
 
 
