@@ -78,7 +78,7 @@ def _score(labels, probs, sim, below, field_names, test_probs, test_sim, test_tr
     tb, tu = _answers(test_probs, test_sim, below)
     out["test_top1"] = float((tb == test_truth).mean())
     out["test_uncertain"] = float(tu.mean())
-    per_class = [float((tb[test_truth == c] == c).mean()) for c in range(102) if c not in taught]
+    per_class = {c: float((tb[test_truth == c] == c).mean()) for c in range(102) if c not in taught}
     out["test_untaught_top1"] = float(np.mean(tb[~np.isin(test_truth, list(taught))] ==
                                               test_truth[~np.isin(test_truth, list(taught))]))
     out["per_class"] = per_class
@@ -111,12 +111,13 @@ def curve(classifier, garden, field, test, anchors, kinds: list[str]) -> tuple[l
                 tp, ts = predict(adapter, t, t_sim)
                 scored = _score(labels, fp, fs, adapter.thresholds_for("center"), f_names, tp, ts, t_truth,
                                 {i for i in taught if i < 102})
-                per_class = np.array(scored.pop("per_class"))
-                untaught_base = np.array([b for c, b in enumerate(base_per_class) if c not in taught])
-                scored["worst_untaught_drop"] = float((untaught_base - per_class).max())
+                drops = {labels[c]: base_per_class[c] - top1 for c, top1 in scored.pop("per_class").items()}
+                scored["worst_untaught_drop"] = float(max(drops.values()))
+                scored["untaught_drops"] = {name: round(d, 4) for name, d in drops.items() if d > 0}
                 draws.append(scored)
             rows.append({"kind": kind, "n": n, "draws": draws})
-            print(kind, n, {k: round(float(np.mean([d[k] for d in draws])), 3) for k in draws[0]}, flush=True)
+            means = {k: round(float(np.mean([d[k] for d in draws])), 3) for k in draws[0] if k != "untaught_drops"}
+            print(kind, n, means, flush=True)
     return rows, {"field": {k: v for k, v in base.items()}}
 
 
@@ -158,7 +159,7 @@ def main(garden_root: Annotated[Path, typer.Option("--garden")] = Path("../share
          field_root: Annotated[Path, typer.Option("--field")] = Path("../shared/field_dev"),
          data: Annotated[Path, typer.Option()] = Path("../shared/flowers102"),
          work: Annotated[Path, typer.Option()] = Path("runs/learning"), out: Path = RESULTS,
-         kinds: Annotated[str, typer.Option(help="Adapter kinds, comma-separated.")] = "residual,prototypes,softmax",
+         kinds: Annotated[str, typer.Option(help="Adapter kinds, comma-separated.")] = "gate,residual,prototypes",
          ) -> None:
     from flowercam.classifier import Classifier
     from flowercam.learn import anchors_for
@@ -217,6 +218,25 @@ def _pct(x: float) -> str:
 
 
 def render(result: dict) -> str:
+    lines = _lines(result)
+    return "\n".join(lines + _untaught_table(result))
+
+
+def _untaught_table(result: dict, kind: str = "gate", worst: int = 5) -> list[str]:
+    """The untaught Oxford classes that fell most on the test split with the default adapter (mean over draws)."""
+    lines = ["", f"**Untaught classes on the Oxford test split** (`{kind}`; the {worst} that fell most, mean over the "
+             "draws; every other untaught class fell less):", "", "| N | class: test top-1 drop |", "|---|---|"]
+    for row in result["rows"]:
+        if row["kind"] != kind:
+            continue
+        names = {n for d in row["draws"] for n in d.get("untaught_drops", {})}
+        mean = {n: np.mean([d["untaught_drops"].get(n, 0.0) for d in row["draws"]]) for n in names}
+        top = sorted(mean.items(), key=lambda kv: -kv[1])[:worst]
+        lines.append(f"| {row['n']} | " + ", ".join(f"{n}: {d:.1%}" for n, d in top) + " |")
+    return lines
+
+
+def _lines(result: dict) -> list[str]:
     lines = ["# Learn your garden: the learning curve (int8, on device)", "", header_markdown(result["machine"]),
              "Adapters fitted by `flowercam learn`'s own code on N photos per class of garden_pool (sunflower, "
              "common_dandelion, rose and the new class tulip), 3 seeded draws (one at N = 100: all of them); "
@@ -244,8 +264,8 @@ def render(result: dict) -> str:
               f"{c['learn_wall_s']} s wall, peak RSS {c['learn_peak_rss_mb']} MB. `flowercam bench --adapter`: "
               f"model {c['bench']['model_ms']['mean']} ms, adapter {c['bench']['adapter_ms']['mean']} ms "
               f"({c['bench']['adapter_share']:.1%} of the model's), {c['bench']['runs']} runs.", "",
-              f"`flowercam learn` said: {c['learn_summary']}", ""]
-    return "\n".join(lines)
+              f"`flowercam learn` said: {c['learn_summary']}"]
+    return lines
 
 
 if __name__ == "__main__":

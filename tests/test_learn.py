@@ -127,7 +127,8 @@ def test_broken_or_foreign_adapters_are_refused_in_one_line(tmp_path, learning_m
     _one_line_error(run_cli("classify", "--adapter", str(adapter), sample), "learned for another model")
 
 
-def test_residual_adapter_leaves_untaught_classes_as_the_model_had_them():
+@pytest.mark.parametrize("kind", ["gate", "residual"])
+def test_adapter_leaves_untaught_classes_as_the_model_had_them(kind):
     """Pure numpy: a taught class only takes a photo that looks like it; elsewhere the base ranking stands."""
     from flowercam.fit import Photos, Recipe, fit, predict
 
@@ -146,7 +147,7 @@ def test_residual_adapter_leaves_untaught_classes_as_the_model_had_them():
     anchors = Photos(*(np.concatenate([getattr(a, k) for a in anchors]) for k in ("embeddings", "probs", "labels")))
     own = [photos(0, 10), photos(5, 10, base_label=1)]  # class 0 taught, class 5 new (base calls it 1)
     own = Photos(*(np.concatenate([getattr(a, k) for a in own]) for k in ("embeddings", "probs", "labels")))
-    adapter = fit(own, anchors, tuple("abcdef"), base_classes, "sha", Recipe())
+    adapter = fit(own, anchors, tuple("abcdef"), base_classes, "sha", Recipe(kind=kind))
     for label in (1, 2, 3, 4):  # untaught: still the base answer
         probs, _ = predict(adapter, photos(label, 5))
         assert (probs.argmax(1) == label).all()

@@ -4,11 +4,14 @@ The base model is never touched (pycoral's on-device learning keeps it apart the
 the model's embedding output and its calibrated probabilities and gives probabilities over the model's classes
 (same indices 0..n-1) followed by the classes the owner added. Kinds (``KINDS``):
 
-- ``residual`` (the default): a softmax regression whose logits are the base model's log-probabilities plus a
-  learned correction ``W e + b``; the rows of W for classes the owner did not teach are zero, so an untaught class
-  only moves when a taught class takes the photo. Fitted with anchor photos (the model's own training photos,
-  shipped with it) so that on those the answer stays the base model's.
-- ``softmax``: a plain softmax regression over the embedding (anchors and owner photos), the base model ignored.
+- ``gate`` (the default, measured best: bench/results/learning.md): a softmax regression over the embedding
+  with one output per taught class and one more, "the model's own answer". The answer is the mixture
+  ``p = q_taught + q_model * p_base``: a taught class takes a photo only where the gate is sure of it, and
+  everything else keeps the base model's probabilities, so classes nobody taught stay where they were. Fitted on
+  the owner's photos and the anchors (the model's own training photos, shipped with it: their label is their
+  class where it was taught, else "the model's answer").
+- ``residual``: a softmax regression whose logits are the base model's log-probabilities plus a learned
+  correction ``W e + b`` on the rows of the taught classes.
 - ``prototypes``: weight imprinting, cosine to the mean embedding of each taught class (scaled), over the base
   model's log-probabilities for the classes nobody taught.
 
@@ -31,8 +34,8 @@ from .errors import FlowercamError
 from .scores import softmax
 
 FORMAT = "flowercam-adapter/1"
-KINDS = ("residual", "softmax", "prototypes")
-DEFAULT_KIND = "residual"
+KINDS = ("gate", "residual", "prototypes")
+DEFAULT_KIND = "gate"
 EPS = 1e-6  # floor of the base probabilities before the log
 MAX_BYTES = 256 << 20  # an adapter file larger than this is not one of ours
 
@@ -44,7 +47,8 @@ class AdapterError(FlowercamError):
 @dataclass(frozen=True)
 class Adapter:
     """Learned classes on top of a base model. Arrays: ``weights`` (C, D) float32, ``bias`` (C,) float32, over
-    all C = base + added classes; ``taught`` (C,) bool."""
+    all C = base + added classes (gate: (T + 1, D) and (T + 1,), the T taught classes in order, then the model's
+    own answer); ``taught`` (C,) bool."""
 
     kind: str
     labels: tuple[str, ...]
@@ -70,8 +74,8 @@ class Adapter:
 
     def logits(self, probs: np.ndarray, embedding: np.ndarray) -> np.ndarray:
         """(N, C) adapted logits from base probabilities (N, base) and unit embeddings (N, D)."""
-        if self.kind == "softmax":
-            return embedding @ self.weights.T * self.scale + self.bias
+        if self.kind == "gate":
+            return self._gate(probs, embedding)
         base = offsets(probs, len(self.labels))
         rows = self._rows  # only the taught classes have weights: a few rows, not all classes
         learned = embedding @ self.weights[rows].T * self.scale + self.bias[rows]
@@ -80,6 +84,13 @@ class Adapter:
         else:
             base[:, rows] += learned
         return base
+
+    def _gate(self, probs: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        q = softmax(embedding @ self.weights.T + self.bias)
+        mixed = np.zeros((len(probs), len(self.labels)))
+        mixed[:, :probs.shape[1]] = q[:, -1:] * probs
+        mixed[:, self._rows] += q[:, :-1]
+        return np.log(np.maximum(mixed, EPS * EPS))
 
     @property
     def _rows(self) -> np.ndarray:
@@ -160,9 +171,10 @@ def _checked(path: Path, meta, arrays: dict) -> Adapter:
     except (KeyError, TypeError, ValueError) as err:
         raise AdapterError(f"{path.name}: broken adapter ({type(err).__name__}: {err})") from None
     c = len(labels)
-    if adapter.kind not in KINDS or adapter.weights.ndim != 2 or adapter.weights.shape[0] != c \
-            or adapter.bias.shape != (c,) or adapter.taught.shape != (c,) \
-            or adapter.means.shape != adapter.weights.shape \
+    rows = int(adapter.taught.sum()) + 1 if adapter.kind == "gate" else c
+    if adapter.kind not in KINDS or adapter.weights.ndim != 2 or adapter.weights.shape[0] != rows \
+            or adapter.bias.shape != (rows,) or adapter.taught.shape != (c,) \
+            or adapter.means.shape != (c, adapter.weights.shape[1]) \
             or not adapter.taught.any() or not 0 < adapter.base_classes <= c \
             or not np.isfinite(adapter.weights).all() or not np.isfinite(adapter.bias).all():
         raise AdapterError(f"{path.name}: broken adapter (its arrays do not fit its {c} classes)")

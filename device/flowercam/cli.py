@@ -303,7 +303,7 @@ def learn(
                                       "the daemon's is /var/lib/flowercam/adapter.npz).")],
     model: ModelOpt = None,
     threads: ThreadsOpt = None,
-    kind: Annotated[str, typer.Option(help="residual (the default, measured best), softmax or prototypes.")
+    kind: Annotated[str, typer.Option(help="gate (the default, measured best), residual or prototypes.")
                     ] = "residual",
 ) -> None:
     """Learn the owner's own photos: embed them with the model, fit an adapter, choose its thresholds by

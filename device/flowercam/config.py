@@ -59,7 +59,17 @@ class EventsConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    bind: str = ""  # e.g. "127.0.0.1:8089"; empty: off. Loopback only.
+    bind: str = ""  # e.g. "127.0.0.1:8089"; empty: off. Beyond loopback only with allow_remote
+    allow_remote: bool = False  # let bind name a non-loopback address (labelling then still needs the token)
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    dir: str = ""  # e.g. /var/lib/flowercam: frames for review in DIR/review, labelled ones in DIR/garden; empty: off
+    every_s: float = 20.0  # keep at most one frame this often
+    confident_every: int = 50  # besides the uncertain frames, keep one in this many confident ones
+    quota_mb: float = 200.0  # the review queue's disk quota: oldest frames go first
+    token_file: str = ""  # the labelling token (one line); empty: DIR/token, made at the first start
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
 
 
 _RANGES = {
@@ -92,6 +103,7 @@ _RANGES = {
     "smoothing.window": (1, 1000), "smoothing.enter": (0.0, 1.0), "smoothing.stay": (0.0, 1.0),
     "events.heartbeat_s": (0.1, 86400.0), "events.snapshot_max": (1, 1_000_000),
     "mqtt.port": (1, 65535), "mqtt.qos": (0, 2),
+    "review.every_s": (0.0, 86400.0), "review.confident_every": (0, 1_000_000), "review.quota_mb": (1.0, 1e6),
 }
 
 
@@ -114,19 +126,20 @@ def _section(cls, name: str, values: dict):
     return cls(**values)
 
 
-def parse_bind(bind: str) -> tuple[str, int]:
-    """``host:port`` on a loopback address -> (host, port)."""
+def parse_bind(bind: str, allow_remote: bool = False) -> tuple[str, int]:
+    """``host:port`` -> (host, port); a loopback address unless ``allow_remote``."""
     host, _, port = bind.rpartition(":")
     host = host.strip("[]")
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError(f"http.bind = {bind!r}: expected host:port, e.g. 127.0.0.1:8089")
-    if host != "localhost":
+    if host != "localhost" and not allow_remote:
         try:
             loopback = ipaddress.ip_address(host).is_loopback
         except ValueError:
             loopback = False
         if not loopback:
-            raise ConfigError(f"http.bind = {bind!r}: only loopback addresses (127.0.0.1, ::1, localhost)")
+            raise ConfigError(f"http.bind = {bind!r}: only loopback addresses (127.0.0.1, ::1, localhost), unless "
+                              "http.allow_remote = true")
     return host, int(port)
 
 
@@ -152,7 +165,10 @@ def load_config(path: str | Path) -> Config:
     if config.source.reconnect_initial_s > config.source.reconnect_max_s:
         raise ConfigError("source.reconnect_initial_s must not exceed source.reconnect_max_s")
     if config.http.bind:
-        parse_bind(config.http.bind)
+        parse_bind(config.http.bind, config.http.allow_remote)
+    if config.review.dir and not config.model.adapter:
+        raise ConfigError("review.dir needs model.adapter: the file that learning from the review writes "
+                          "(e.g. /var/lib/flowercam/adapter.npz)")
     for key in ("password_file", "tls_ca"):
         path = getattr(config.mqtt, key)
         if path and not Path(path).is_file():

@@ -18,23 +18,37 @@ from .classifier import Classifier
 from .config import Config, ConfigError, load_config, parse_bind
 from .errors import FlowercamError
 from .events import EventWriter, save_snapshot
-from .http import Metrics, serve
+from .http import Metrics, Owner, serve
 from .notify import Notifier
 from .pacing import Pacer
 from .resources import peak_rss_mb
+from .review import Review, read_token
 from .smoothing import Smoother
 from .sources import SourceError, open_source, redact
 
 log = logging.getLogger(__name__)
 
 
-def classifier_for(config: Config) -> Classifier:
+def classifier_for(config: Config, with_adapter: bool = True) -> Classifier:
     """The classifier a config names, with its adapter (raises ModelError, AdapterError or RuntimeMissing);
-    built anew on reload, so a new adapter is applied on SIGHUP without a restart."""
+    built anew on reload, so a new adapter is applied on SIGHUP without a restart. With ``[review]`` on, an
+    adapter file that does not exist yet is none: the first learn from the review writes it."""
     threshold = config.model.uncertain_below if config.model.uncertain_below >= 0 else None
+    adapter = Path(config.model.adapter) if config.model.adapter and with_adapter else None
+    if adapter is not None and config.review.dir and not adapter.exists():
+        adapter = None
     return Classifier(Path(config.model.path) if config.model.path else None, config.model.threads,
-                      config.model.edgetpu, threshold, config.model.crops or None,
-                      Path(config.model.adapter) if config.model.adapter else None)
+                      config.model.edgetpu, threshold, config.model.crops or None, adapter)
+
+
+def start_review(config: Config) -> Review:
+    """The review queue of ``[review]``, its writer started and its token read (or made)."""
+    r = config.review
+    token_file = Path(r.token_file) if r.token_file else Path(r.dir) / "token"
+    review = Review(Path(r.dir), r.every_s, r.confident_every, int(r.quota_mb * (1 << 20)), read_token(token_file))
+    log.info("review: frames in %s, labelled photos in %s; the labelling token is in %s: %s", review.pending,
+             review.garden, token_file, review.token)
+    return review.start()
 
 
 class Signals:
@@ -68,6 +82,7 @@ class Daemon:
         self.config_path = config_path
         self._reopen = False  # a reload changed the source: reconnect at once
         self.mqtt = None  # an MqttPublisher when [mqtt] host is set
+        self.review: Review | None = None  # the review queue when [review] dir is set
         self.notifier = notifier or Notifier()
         self.signals = signals or Signals()
         self.uri = redact(config.source.uri)  # credentials never reach logs, events or the HTTP API
@@ -91,8 +106,12 @@ class Daemon:
         try:
             if self.stopping:  # stopped while starting up
                 return 0
-            server = serve(*parse_bind(self.config.http.bind), self.metrics, time.monotonic) \
-                if self.config.http.bind else None
+            if self.config.review.dir:
+                self.review = start_review(self.config)
+            owner = None if self.review is None else Owner(self.review, lambda: list(self.classifier.labels),
+                                                           self._learn)
+            server = serve(*parse_bind(self.config.http.bind, self.config.http.allow_remote), self.metrics,
+                           time.monotonic, owner) if self.config.http.bind else None
             if self.config.mqtt.host:
                 from .mqtt import MqttPublisher
 
@@ -167,7 +186,7 @@ class Daemon:
         if config.source.fps != old.source.fps:
             self.pacer = Pacer(config.source.fps)
         self._reopen = config.source.uri != old.source.uri
-        unchanged = [name for name in ("http", "events") if getattr(config, name) != getattr(old, name)]
+        unchanged = [name for name in ("http", "events", "review") if getattr(config, name) != getattr(old, name)]
         if unchanged:
             log.warning("reload: changes to [%s] take effect at the next restart", ", ".join(unchanged))
         self.events.emit("reload", ok=True, model=str(classifier.model), source=self.uri,
@@ -175,6 +194,14 @@ class Daemon:
         self.notifier.send("READY=1")
         self._status()
         return True
+
+    def _learn(self) -> bool:
+        """Learn from the review's garden (the owner pressed the button), then reload to apply the adapter."""
+        def done() -> None:
+            self.signals.reload = True
+
+        return self.review.learn(lambda: classifier_for(self.config, with_adapter=False),
+                                 Path(self.config.model.adapter), done)
 
     def _ended(self) -> None:
         """A video file ended with loop = false: say so once, then idle (watchdog kept) until stopped."""
@@ -263,6 +290,8 @@ class Daemon:
     def _classify(self, frame, capture_ms: float) -> None:
         result = self.classifier.classify_frame(frame, self.uri, k=3, capture_ms=capture_ms)
         now = time.monotonic()
+        if self.review is not None:
+            self.review.offer(frame, result, now)
         inference_ms = result.latency_ms["inference"]
         self.metrics.observe(inference_ms, now)
         self._window["frames"] += 1

@@ -6,7 +6,7 @@ and the anchors that travel with the model (embeddings and base probabilities of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,12 +33,14 @@ class Photos:
 class Recipe:
     """How an adapter is fitted (one record, the defaults are the measured best: bench/learning.py)."""
 
-    kind: str = "residual"
-    l2: float = 3e-5  # weight decay on W
+    kind: str = "gate"
+    l2: float = 3e-5  # weight decay on W (gate: gate_l2)
     steps: int = 300
     lr: float = 10.0
+    gate_l2: float = 1.5e-4
     anchor_weight: float = 1.0  # the anchors' total weight relative to the owner's photos
-    scale: float = 16.0  # prototypes: logits = scale * cosine (softmax: the scale of its imprinted start)
+    anchors_match: int = 100  # beyond this many owner photos, the anchors' weight grows with theirs
+    scale: float = 16.0  # prototypes: logits = scale * cosine
     anchor_softening: float = 0.5  # anchors' base log-probabilities are multiplied by this while fitting
     base_bias: bool = False  # residual: a learned bias for taught base classes too (shifts every photo's answer)
 
@@ -91,18 +93,23 @@ def fit(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int
                        bias.astype(np.float32), taught, means.astype(np.float32), recipe.scale)
     x = np.concatenate([own.embeddings, anchors.embeddings])
     targets = np.concatenate([own.labels, anchors.labels])
+    anchor_weight = recipe.anchor_weight * max(1.0, len(own) / recipe.anchors_match)
     weight = np.concatenate([np.full(len(own), 1.0 / len(own)),
-                             np.full(len(anchors), recipe.anchor_weight / max(len(anchors), 1))])
-    if recipe.kind == "softmax":  # started from imprinted weights (the class means), as pycoral's backprop
-        shift, mask, bias_mask = np.zeros((len(x), classes)), np.ones(classes, bool), np.ones(classes, bool)
-        start = recipe.scale * class_means(Photos(x, x[:, :0], targets), classes)
-    else:
-        shift = offsets(np.concatenate([own.probs, anchors.probs]), classes)
-        shift[len(own):] *= recipe.anchor_softening  # the model is sure of its own training photos: soften
-        mask = taught
-        bias_mask = taught & ((np.arange(classes) >= base_classes) | recipe.base_bias)
-        start = np.zeros((classes, x.shape[1]))
-    w, b = _softmax_regression(x, shift, targets, weight, mask, bias_mask, recipe, start)
+                             np.full(len(anchors), anchor_weight / max(len(anchors), 1))])
+    if recipe.kind == "gate":  # outputs: the taught classes in order, then "the model's own answer"
+        column = np.full(classes, taught.sum())
+        column[taught] = np.arange(taught.sum())
+        rows = int(taught.sum()) + 1
+        w, b = _softmax_regression(x, np.zeros((len(x), rows)), column[targets], weight, np.ones(rows, bool),
+                                   np.ones(rows, bool), replace(recipe, l2=recipe.gate_l2),
+                                   np.zeros((rows, x.shape[1])))
+        return Adapter("gate", labels, base_classes, base_sha256, w.astype(np.float32), b.astype(np.float32),
+                       taught, means.astype(np.float32))
+    shift = offsets(np.concatenate([own.probs, anchors.probs]), classes)
+    shift[len(own):] *= recipe.anchor_softening  # the model is sure of its own training photos: soften
+    bias_mask = taught & ((np.arange(classes) >= base_classes) | recipe.base_bias)
+    w, b = _softmax_regression(x, shift, targets, weight, taught, bias_mask, recipe,
+                               np.zeros((classes, x.shape[1])))
     return Adapter(recipe.kind, labels, base_classes, base_sha256, w.astype(np.float32), b.astype(np.float32),
                    taught, means.astype(np.float32))
 

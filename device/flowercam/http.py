@@ -1,6 +1,8 @@
 """The daemon's optional HTTP endpoints (stdlib): a status page for people (``/``, with ``/snapshot.jpg`` and the
 thumbnails of the last label changes), and ``/healthz``, ``/metrics`` (Prometheus text), ``/latest`` (JSON) for
-machines."""
+machines. With ``[review]`` on: ``/review`` (JSON), ``/review/<id>.jpg``, and the only two requests that change
+anything, ``POST /review/<id>`` (``{"label": ...}``) and ``POST /learn``, each refused (403) without the owner's
+token in the ``X-Flowercam-Token`` header."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .review import Review, ReviewError, UnknownFrame
 
 LATENCY_BUCKETS_MS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 HISTORY = 8  # label changes shown on the status page
@@ -122,6 +128,8 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+MAX_BODY = 4096  # bytes: a label is a short JSON object
+TOKEN_HEADER = "X-Flowercam-Token"
 REQUEST_TIMEOUT_S = 5.0  # a client that sends nothing (or too slowly) is dropped after this
 MAX_CONNECTIONS = 32  # open connections beyond this are closed at once
 
@@ -159,14 +167,68 @@ class _Server(ThreadingHTTPServer):
         pass  # a broken or slow client: nothing to report
 
 
-def serve(host: str, port: int, metrics: Metrics, clock) -> ThreadingHTTPServer:
+@dataclass
+class Owner:
+    """What the page may do for the owner: the review queue, the classes known now, and starting a learn."""
+
+    review: Review
+    labels: Callable[[], list[str]]
+    learn: Callable[[], bool]
+
+
+def serve(host: str, port: int, metrics: Metrics, clock, owner: Owner | None = None) -> ThreadingHTTPServer:
     """Start the endpoints in a daemon thread; returns the server (``shutdown()`` to stop)."""
 
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT_S
 
+        def do_POST(self) -> None:  # noqa: N802
+            path = self.path.split("?")[0]
+            if owner is None or not (path == "/learn" or path.startswith("/review/")):
+                self._send(404, "not found\n", "text/plain")
+                return
+            length = self.headers.get("Content-Length", "0")
+            if not length.isdigit() or int(length) > MAX_BODY:
+                self._send(413, "body too large\n", "text/plain")
+                return
+            body = self.rfile.read(int(length))
+            if not owner.review.authorised(self.headers.get(TOKEN_HEADER)):
+                self._json(403, {"error": f"no or wrong token (the {TOKEN_HEADER} header)"})
+                return
+            if path == "/learn":
+                started = owner.learn()
+                self._json(202 if started else 409, {"learning": owner.review.learning})
+                return
+            try:
+                label = json.loads(body or b"{}").get("label")
+                if not isinstance(label, str):
+                    raise ReviewError('expected {"label": "a class name"}')
+                folder = owner.review.label(path[len("/review/"):], label)
+            except (ValueError, AttributeError) as err:  # ReviewError, bad JSON
+                self._json(404 if isinstance(err, UnknownFrame) else 400, {"error": str(err)})
+                return
+            self._json(200, {"filed_as": folder, "garden": owner.review.counts()})
+
+        def _json(self, code: int, value) -> None:
+            self._send(code, json.dumps(value) + "\n", "application/json")
+
+        def _review_get(self, path: str) -> None:
+            if path == "/review":
+                self._json(200, {"frames": owner.review.frames(), "garden": owner.review.counts(),
+                                 "learning": owner.review.learning, "labels": owner.labels(),
+                                 "kept": owner.review.kept, "dropped": owner.review.dropped})
+                return
+            frame = owner.review.frame_path(path[len("/review/"):-len(".jpg")]) if path.endswith(".jpg") else None
+            if frame is None:
+                self._send(404, "not found\n", "text/plain")
+            else:
+                self._send(200, frame.read_bytes(), "image/jpeg")
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            if self.path == "/healthz":
+            path = self.path.split("?")[0]
+            if owner is not None and (path == "/review" or path.startswith("/review/")):
+                self._review_get(path)
+            elif self.path == "/healthz":
                 with metrics.lock:
                     flowing = metrics.last_frame_at and clock() - metrics.last_frame_at <= metrics.stall_s
                 self._send(200 if flowing else 503, "ok\n" if flowing else "no frames\n", "text/plain")

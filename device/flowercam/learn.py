@@ -113,38 +113,50 @@ def anchors_for(model: Path) -> Photos:
         raise LearnError(f"{path.name}: unreadable anchors ({type(err).__name__})") from None
 
 
+def _folds(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A stratified fold index (0..FOLDS-1) per photo."""
+    fold = np.empty(len(labels), np.int64)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        fold[rows] = rng.permutation(len(rows)) % FOLDS
+    return fold
+
+
 def choose_thresholds(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int, recipe: Recipe,
                       base_thresholds: tuple[float, float | None], similarity: np.ndarray | None) -> dict:
-    """The uncertain thresholds of the adapted model, from the owner's photos by stratified cross-validation:
-    the score threshold that best separates right from wrong held-out answers (a wrong confident answer costs
-    two right ones; never above the model's own threshold), and a similarity threshold under which at most 5 %
-    of held-out photos fall (never above the model's own)."""
+    """The uncertain thresholds of the adapted model by stratified cross-validation over the owner's photos and
+    the anchors (so that they hold for the model's own kind of photo too): the score threshold that best
+    separates right from wrong held-out answers (a wrong confident answer costs two right ones; the anchors
+    weigh as much as the owner's photos; never above the model's own threshold), and a similarity threshold under
+    which at most 5 % of the owner's held-out photos fall (never above the model's own)."""
     rng = np.random.default_rng(0)
-    fold = np.empty(len(own), np.int64)
-    for c in np.unique(own.labels):
-        rows = np.flatnonzero(own.labels == c)
-        fold[rows] = rng.permutation(len(rows)) % FOLDS
-    scores, right, sims = [], [], []
+    fold, anchor_fold = _folds(own.labels, rng), _folds(anchors.labels, rng)
+    scores, right, weight, sims, own_right = [], [], [], [], []
     for k in range(FOLDS):
         test, train = fold == k, fold != k
         if not test.any() or len(np.unique(own.labels[train])) < 2:
             continue
-        adapter = fit(own.take(train), anchors, labels, base_classes, "", recipe)
+        adapter = fit(own.take(train), anchors.take(np.flatnonzero(anchor_fold != k)), labels, base_classes, "",
+                      recipe)
         probs, sim = predict(adapter, own.take(test), None if similarity is None else similarity[test])
-        scores += list(probs.max(1))
-        right += list(probs.argmax(1) == own.labels[test])
+        held = anchors.take(np.flatnonzero(anchor_fold == k))
+        anchor_probs, _ = predict(adapter, held)
+        scores += [*probs.max(1), *anchor_probs.max(1)]
+        right += [*(probs.argmax(1) == own.labels[test]), *(anchor_probs.argmax(1) == held.labels)]
+        weight += [1.0] * len(probs) + [len(own) / max(len(anchors), 1)] * len(held)
         sims += list(sim)
-    scores, right, sims = np.array(scores), np.array(right, bool), np.array(sims)
+        own_right += list(probs.argmax(1) == own.labels[test])
+    scores, right, weight, sims = np.array(scores), np.array(right, bool), np.array(weight), np.array(sims)
     base_uncertain_below, base_similarity_below = base_thresholds
     grid = np.round(np.arange(0.30, base_uncertain_below + 1e-9, 0.025), 3)
-    value = [((scores >= t) & right).sum() - 2 * ((scores >= t) & ~right).sum() for t in grid]
+    value = [(weight * (scores >= t) * np.where(right, 1, -2)).sum() for t in grid]
     below = float(np.quantile(sims, 0.05)) if len(sims) else None
     if base_similarity_below is not None and below is not None:
         below = min(below, base_similarity_below)
     chosen = {"uncertain_below": float(grid[int(np.argmax(value))]),
               "similarity_below": None if below is None else round(below, 4)}
-    return {"center": chosen, "held_out_photos": int(len(scores)),
-            "held_out_top1": float(right.mean()) if len(right) else None}
+    return {"center": chosen, "held_out_photos": int(len(sims)),
+            "held_out_top1": float(np.mean(own_right)) if own_right else None}
 
 
 def learn(classifier, root: Path, recipe: Recipe = DEFAULT_RECIPE, advance: Callable[[int], None] = lambda n: None,

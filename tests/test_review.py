@@ -1,0 +1,190 @@
+"""The review loop: the daemon keeps frames for the owner, the status page labels them (POST with the token only)
+and one button learns and reloads; in a real headless Chromium, the labelled frame is then answered with its
+label. Real files, a real daemon over loopback, a real video through OpenCV."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from flowercam.classifier import Result
+from flowercam.review import Review, ReviewError, UnknownFrame, folder_for, read_token
+from flowercam.scores import Class
+
+from build_models.synthetic import class_image
+from tests.helpers import daemon_config, free_port, start_daemon, wait_for
+from tests.test_status_page import _browser
+
+
+def _result(uncertain: bool) -> Result:
+    return Result("cam", (Class(0, "rose", 0.4 if uncertain else 0.9), Class(1, "tulip", 0.1)), uncertain, {}, 0.0)
+
+
+def _frame(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+
+
+def _settle(review: Review) -> None:
+    assert wait_for(lambda: review._queue.unfinished_tasks == 0 or review._queue.empty(), 10)
+    time.sleep(0.3)
+
+
+def test_review_keeps_uncertain_frames_a_sample_of_confident_ones_rate_limited_within_its_quota(tmp_path):
+    review = Review(tmp_path, every_s=10.0, confident_every=3, quota_bytes=1 << 30, token="x" * 10).start()
+    assert review.offer(_frame(), _result(True), now=100.0)
+    assert not review.offer(_frame(), _result(True), now=105.0)  # within every_s
+    assert [review.offer(_frame(), _result(False), now=200.0 + 20 * i) for i in range(6)] == \
+        [False, False, True, False, False, True]  # one in three confident frames
+    _settle(review)
+    frames = review.frames()
+    assert len(frames) == 3 and frames[-1]["uncertain"] and frames[-1]["top"][0]["label"] == "rose"
+    size = next(review.pending.glob("*.jpg")).stat().st_size
+    review.quota_bytes = int(size * 2.5)  # room for two: the oldest go first
+    for i in range(4):
+        review.offer(_frame(i), _result(True), now=1000.0 + 20 * i)
+        _settle(review)
+    kept = sorted(review.pending.glob("*.jpg"))
+    assert len(kept) == 2 and sum(f.stat().st_size for f in kept) <= review.quota_bytes
+    assert len(list(review.pending.glob("*.json"))) == 2
+
+
+def test_labels_are_filed_by_the_one_rule_and_paths_never_come_from_the_request(tmp_path):
+    review = Review(tmp_path, every_s=0, token="t" * 12).start()
+    for i in range(5):
+        review.offer(_frame(i), _result(True), now=float(i))
+        _settle(review)
+    ids = [f["id"] for f in review.frames()]
+    assert len(ids) == 5
+    assert review.label(ids[0], "Garden  tulip") == "Garden_tulip"
+    assert review.label(ids[1], "garden tulip") == "Garden_tulip"  # the same class in another spelling
+    assert review.label(ids[2], "not a flower") == "not_a_flower"
+    assert review.label(ids[3], "skip") == "" and not review.frame_path(ids[3])
+    assert review.counts() == {"Garden_tulip": 2, "not_a_flower": 1}
+    for bad in ("../etc", "a/b", "", "x" * 100, "..", "tulip\x00"):
+        with pytest.raises(ReviewError):
+            review.label(ids[4], bad)
+    for bad_id in ("../garden/Garden_tulip/" + ids[0], ids[0], "x", ""):
+        with pytest.raises(UnknownFrame):
+            review.label(bad_id, "rose")
+    assert folder_for("common dandelion") == "common_dandelion"
+    assert not review.authorised(None) and not review.authorised("t" * 11) and review.authorised("t" * 12)
+    assert not Review(tmp_path, token="").authorised("")  # no token set: nobody changes anything
+    token_file = tmp_path / "token"
+    token = read_token(token_file)
+    assert len(token) >= 16 and read_token(token_file) == token and token_file.stat().st_mode & 0o077 == 0
+
+
+def _post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"} | ({"X-Flowercam-Token": token} if token is not None else {})
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _static_video(tmp_path, label: int):
+    """A clip of one synthetic photo of ``label``, 30 frames, through OpenCV."""
+    import cv2
+
+    image = np.asarray(class_image(label, np.random.default_rng(7), (64, 48)))[..., ::-1].copy()
+    path = tmp_path / "one_flower.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for _ in range(30):
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def _review_daemon(tmp_path, model, label: int = 4, **review):
+    port = free_port()
+    garden = tmp_path / "state" / "garden" / "Synthetic_1"  # a class the owner labelled before
+    garden.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        class_image(0, rng, (64, 48)).save(garden / f"old_{i}.jpg", quality=90)
+    config = daemon_config(tmp_path, model, _static_video(tmp_path, label), source={"fps": 10},
+                           smoothing={"window": 1, "enter": 0.5, "stay": 0.5},
+                           http={"bind": f"127.0.0.1:{port}"},
+                           model={"adapter": str(tmp_path / "state" / "adapter.npz")},
+                           review={"dir": str(tmp_path / "state"), "every_s": 0.2, "confident_every": 1, **review})
+    return start_daemon(config), f"http://127.0.0.1:{port}", tmp_path / "state"
+
+
+def _frames(base: str) -> list[dict]:
+    try:
+        with urllib.request.urlopen(base + "/review", timeout=10) as response:
+            return json.loads(response.read())["frames"]
+    except urllib.error.URLError:  # not listening yet
+        return []
+
+
+def test_nothing_changes_without_the_token(tmp_path, learning_model):
+    proc, base, state = _review_daemon(tmp_path, learning_model)
+    try:
+        assert wait_for(lambda: len(_frames(base)) >= 2, 60)
+        token = (state / "token").read_text().strip()
+        frame = _frames(base)[0]["id"]
+        for wrong in (None, "", "x" * len(token), token[:-1]):
+            assert _post(f"{base}/review/{frame}", {"label": "violet"}, wrong)[0] == 403
+            assert _post(f"{base}/learn", {}, wrong)[0] == 403
+        assert (state / "review" / f"{frame}.jpg").exists() and not (state / "adapter.npz").exists()
+        assert _post(f"{base}/review/..%2F..%2Ftoken", {"label": "x"}, token)[0] == 404
+        assert _post(f"{base}/review/{frame}", {"label": "../../etc"}, token)[0] == 400
+        assert _post(f"{base}/review/{frame}", {"name": "violet"}, token)[0] == 400
+        big = urllib.request.Request(f"{base}/review/{frame}", b"x" * 10000, method="POST",
+                                     headers={"X-Flowercam-Token": token})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(big, timeout=10)
+        assert err.value.code == 413
+        with pytest.raises(urllib.error.HTTPError) as err:  # a GET never changes anything
+            urllib.request.urlopen(f"{base}/learn", timeout=10)
+        assert err.value.code == 404
+        status, done = _post(f"{base}/review/{frame}", {"label": "violet"}, token)
+        assert status == 200 and done["filed_as"] == "violet" and (state / "garden" / "violet" / f"{frame}.jpg").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_label_a_frame_learn_and_the_page_answers_the_label_in_a_real_browser(tmp_path, learning_model):
+    proc, base, state = _review_daemon(tmp_path, learning_model)
+    browser = _browser()
+    try:
+        assert wait_for(lambda: len(_frames(base)) >= 3, 60)
+        browser.get(base + "/")
+        assert wait_for(lambda: len(browser.find_elements("css selector", "#queue li")) >= 3, 30)
+        before = browser.find_element("id", "label").text
+        assert before != "violet"
+        token = browser.find_element("id", "token")
+        token.send_keys((state / "token").read_text().strip())
+        browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
+        for _ in range(3):  # label three frames of the new flower by typing its name
+            item = browser.find_elements("css selector", "#queue li")[0]
+            item.find_element("css selector", "input.name").send_keys("violet")
+            item.find_element("xpath", ".//button[text()='Save']").click()
+            assert wait_for(lambda: "filed as violet" in browser.find_element("id", "review-msg").text, 10)
+            browser.execute_script("document.getElementById('review-msg').textContent = ''")
+        assert len(list((state / "garden" / "violet").glob("*.jpg"))) == 3
+        browser.find_element("id", "learn").click()
+        learn_state = browser.find_element("id", "learn-state")
+        assert wait_for(lambda: "learned" in learn_state.text, 120), learn_state.text
+        assert (state / "adapter.npz").exists()
+        label = browser.find_element("id", "label")
+        confidence = browser.find_element("id", "confidence")
+        assert wait_for(lambda: label.text == "violet", 30), (label.text, confidence.text)
+        browser.save_screenshot(str(tmp_path / "review.png"))
+    finally:
+        browser.quit()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "reload" and e["ok"] for e in events)
