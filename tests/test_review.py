@@ -147,7 +147,8 @@ def test_nothing_changes_without_the_token(tmp_path, learning_model):
             urllib.request.urlopen(f"{base}/learn", timeout=10)
         assert err.value.code == 404
         status, done = _post(f"{base}/review/{frame}", {"label": "violet"}, token)
-        assert status == 200 and done["filed_as"] == "violet" and (state / "garden" / "violet" / f"{frame}.jpg").exists()
+        assert status == 200 and done["filed_as"] == "violet"
+        assert (state / "garden" / "violet" / f"{frame}.jpg").exists()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
