@@ -121,7 +121,7 @@ def _frames(base: str) -> list[dict]:
     try:
         with urllib.request.urlopen(base + "/review", timeout=10) as response:
             return json.loads(response.read())["frames"]
-    except urllib.error.URLError:  # not listening yet
+    except OSError:  # not listening yet
         return []
 
 
@@ -189,3 +189,45 @@ def test_label_a_frame_learn_and_the_page_answers_the_label_in_a_real_browser(tm
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert any(e["event"] == "reload" and e["ok"] for e in events)
+
+
+def test_a_new_adapter_is_applied_on_sighup_without_a_restart(tmp_path, learning_model):
+    """``flowercam learn`` writes the adapter the config names; SIGHUP applies it to the running daemon."""
+    from tests.helpers import run_cli
+
+    garden = tmp_path / "garden"
+    rng = np.random.default_rng(0)
+    for folder, label in (("Synthetic_1", 0), ("violet", 4)):
+        (garden / folder).mkdir(parents=True)
+        for i in range(8):
+            class_image(label, rng, (64, 48)).save(garden / folder / f"{i}.jpg", quality=90)
+    adapter = tmp_path / "adapter.npz"
+    port = free_port()
+    config = daemon_config(tmp_path, learning_model, _static_video(tmp_path, 4), source={"fps": 10},
+                           http={"bind": f"127.0.0.1:{port}"}, model={"adapter": str(adapter)})
+    learned = run_cli("learn", str(garden), "--out", str(tmp_path / "first.npz"), "--model", str(learning_model))
+    assert learned.returncode == 0, learned.stderr
+    config_without = config.read_text().replace(f'adapter = "{adapter}"', 'adapter = ""')
+    config.write_text(config_without)
+    proc = start_daemon(config)
+
+    def label() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/latest", timeout=5) as response:
+                return json.loads(response.read()).get("label", "")
+        except OSError:  # not listening yet, or a connection reset while it starts
+            return ""
+
+    try:
+        assert wait_for(lambda: label() not in ("",), 60)
+        assert label() != "violet"  # the model alone has never seen it
+        (tmp_path / "first.npz").rename(adapter)
+        config.write_text(config_without.replace('adapter = ""', f'adapter = "{adapter}"'))
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: label() == "violet", 30), (label(), proc.poll())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [e["ok"] for e in events if e["event"] == "reload"] == [True]

@@ -177,10 +177,10 @@ class Daemon:
             self.events.emit("reload", ok=False, error=str(err))
             self.notifier.send("READY=1", f"STATUS=reload failed ({err}); previous config and model kept")
             return False
-        old = self.config
+        old, old_labels = self.config, self.classifier.labels
         self.config, self.classifier = config, classifier
         self.uri = redact(config.source.uri)
-        if config.smoothing != old.smoothing:
+        if config.smoothing != old.smoothing or classifier.labels != old_labels:  # e.g. an adapter added classes
             s = config.smoothing
             self.smoother = Smoother(s.window, s.enter, s.stay)
         if config.source.fps != old.source.fps:
