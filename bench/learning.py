@@ -231,7 +231,7 @@ def _untaught_table(result: dict, kind: str = "gate", worst: int = 5) -> list[st
             continue
         names = {n for d in row["draws"] for n in d.get("untaught_drops", {})}
         mean = {n: np.mean([d["untaught_drops"].get(n, 0.0) for d in row["draws"]]) for n in names}
-        top = sorted(mean.items(), key=lambda kv: -kv[1])[:worst]
+        top = sorted(mean.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))[:worst]
         lines.append(f"| {row['n']} | " + ", ".join(f"{n}: {d:.1%}" for n, d in top) + " |")
     return lines
 
@@ -270,3 +270,24 @@ def _lines(result: dict) -> list[str]:
 
 if __name__ == "__main__":
     typer.run(main)
+
+
+def readme_block(result: dict, kind: str = "gate") -> str:
+    """The README's learning figures (the default kind), from learning.json."""
+    rows = {r["n"]: r["draws"] for r in result["rows"] if r["kind"] == kind}
+    base = next(r["draws"] for r in result["rows"] if r["n"] == 0)
+    mean = {n: {key: _mean(draws, key)[0] for key in draws[0] if key != "untaught_drops"} for n, draws in rows.items()}
+    top = max(rows)
+    tests = [m["test_top1"] for m in mean.values()]
+    unsure = [m["test_uncertain"] for m in mean.values()]
+    c = result["costs"]
+    return (f"With the default adapter (`{kind}`), field_dev's known classes go from "
+            f"{_pct(_mean(base, 'known_top1')[0])} top-1 (the model alone) to {_pct(mean[20]['known_top1'])} "
+            f"at 20 photos per class and "
+            f"{_pct(mean[top]['known_top1'])} with all {top}; tulips, a class it did not have, to "
+            f"{_pct(mean[20]['tulip'])} and {_pct(mean[top]['tulip'])}; the Oxford test split stays at "
+            f"{_pct(min(tests))}–{_pct(max(tests))} top-1 (the model alone: {_pct(_mean(base, 'test_top1')[0])}) "
+            f"with {_pct(min(unsure))}–{_pct(max(unsure))} answered uncertain. Learning all of garden_pool "
+            f"({top * len(FOLDERS)} photos) takes "
+            f"{c['learn_wall_s']} s and {c['learn_peak_rss_mb']:.0f} MB; the adapter adds "
+            f"{c['bench']['adapter_share']:.1%} to an inference.")

@@ -24,6 +24,7 @@ import distributed  # noqa: E402
 import faults  # noqa: E402
 import field  # noqa: E402
 import latency  # noqa: E402
+import learning  # noqa: E402
 import mqtt_session  # noqa: E402
 import own_flowers  # noqa: E402
 import shipped_bench  # noqa: E402
@@ -37,7 +38,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "shipped_bench": shipped_bench.render, "data_checks": data_checks.render, "field": field.render,
     "field_experiments": field.render_experiments, "clients": clients.render, "own_flowers": own_flowers.render,
     "faults": faults.render, "mqtt": mqtt_session.render, "cache_memory": cache_memory.render,
-    "distributed": distributed.render,
+    "distributed": distributed.render, "learning": learning.render,
 }
 
 

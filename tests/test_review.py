@@ -231,3 +231,20 @@ def test_a_new_adapter_is_applied_on_sighup_without_a_restart(tmp_path, learning
     assert proc.returncode == 0
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [e["ok"] for e in events if e["event"] == "reload"] == [True]
+
+
+def test_review_config_needs_an_adapter_path_and_remote_binds_are_explicit(tmp_path):
+    from flowercam.config import ConfigError, load_config
+
+    def config(text: str):
+        (tmp_path / "c.toml").write_text(text)
+        return load_config(tmp_path / "c.toml")
+
+    with pytest.raises(ConfigError, match="review.dir needs model.adapter"):
+        config('[review]\ndir = "/var/lib/flowercam"\n')
+    assert config('[model]\nadapter = "/x/a.npz"\n[review]\ndir = "/x"\n').review.dir == "/x"
+    with pytest.raises(ConfigError, match="allow_remote"):
+        config('[http]\nbind = "0.0.0.0:8089"\n')
+    assert config('[http]\nbind = "0.0.0.0:8089"\nallow_remote = true\n').http.allow_remote
+    with pytest.raises(ConfigError, match="review.quota_mb"):
+        config('[model]\nadapter = "/x/a.npz"\n[review]\ndir = "/x"\nquota_mb = 0\n')
