@@ -52,6 +52,7 @@ PY
 cp runs/lite0-field-trainval/export/lite0-field_int8.tflite device/flowercam/models/flowercam.tflite
 cp runs/lite0-field-trainval/export/lite0-field_int8.json device/flowercam/models/flowercam.json
 cp runs/lite0-field-trainval/export/labels.txt device/flowercam/models/labels.txt
+build-models anchors device/flowercam/models/flowercam.tflite   # its train photos, embedded: what learn fits against
 python bench/calibration_size.py runs/lite0-paper
 python bench/classify_test_split.py
 python bench/latency.py
@@ -59,6 +60,7 @@ python bench/shipped_bench.py
 python bench/field.py
 python bench/clients.py
 python bench/own_flowers.py
+python bench/learning.py
 python bench/faults.py
 python bench/mqtt_session.py
 python bench/status_page.py
