@@ -112,6 +112,8 @@ def test_home_assistant_discovery_state_and_a_broker_restart(tmp_path, tiny_mode
     assert any(t.startswith("homeassistant/camera/") for t in configs)
     state = json.loads(listener.topics("test/cam/state")[-1][2])
     assert {"label", "confidence", "uncertain", "since", "fps", "source"} <= set(state)
+    states = [json.loads(m[2]) for m in listener.topics("test/cam/state")]
+    assert all(isinstance(s["fps"], float) for s in states[1:]), [s["fps"] for s in states]  # never null (unknown)
     assert listener.topics("test/cam/snapshot")[0][2][:3] == b"\xff\xd8\xff"
     assert listener.topics("availability")[-1][2] == b"offline"  # a clean stop says so
     stop = events_of(events)[-1]

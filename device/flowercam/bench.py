@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .resources import current_rss_mb, peak_rss_mb
-from .runtime import make_interpreter
+from .runtime import make_interpreter, threads_for
 
 
 @dataclass
@@ -50,7 +50,7 @@ class ModelBench:
             "latency_ms": {"min": round(float(runs.min()), 3), "max": round(float(runs.max()), 3),
                            "mean": round(float(runs.mean()), 3), "std": round(float(runs.std()), 3), **pct},
             "throughput_ips": round(1e3 / float(runs.mean()), 2),
-            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),  # the process's, so far (every model loaded before this one)
             "rss_delta_mb": {"init": round(self.rss_init_mb, 1), "overall": round(current_rss_mb() - rss_start, 1)},
         }
 
@@ -73,7 +73,7 @@ def benchmark(models: list[Path], runs: int = 50, warmup: int = 5, threads: int 
     rss_start = current_rss_mb()
     benches = []
     for path in models:
-        bench = ModelBench(Path(path), threads=threads)
+        bench = ModelBench(Path(path), threads=threads_for(threads))
         before = current_rss_mb()
         t0 = time.perf_counter()
         bench.interpreter, bench.runtime = make_interpreter(path, threads, edgetpu)
@@ -96,13 +96,15 @@ def comparison_table(reports: list[dict]) -> str:
     """A plain-text table of the reports with ratios to the first model."""
     base = reports[0]
     lines = [f"{'model':40s} {'MB':>7s} {'mean ms':>8s} {'p50':>8s} {'p95':>8s} {'ips':>8s} {'x faster':>8s} "
-             f"{'size x':>7s}"]
+             f"{'size x':>7s} {'RSS+ MB':>8s}"]
     for r in reports:
         lat = r["latency_ms"]
         speed = base["latency_ms"]["mean"] / lat["mean"]
         size = r["model_size_mb"] / base["model_size_mb"]
         lines.append(f"{Path(r['model']).name[:40]:40s} {r['model_size_mb']:7.2f} {lat['mean']:8.2f} "
-                     f"{lat['p50']:8.2f} {lat['p95']:8.2f} {r['throughput_ips']:8.1f} {speed:8.2f} {size:7.2f}")
+                     f"{lat['p50']:8.2f} {lat['p95']:8.2f} {r['throughput_ips']:8.1f} {speed:8.2f} {size:7.2f} "
+                     f"{r['rss_delta_mb']['init']:8.1f}")
+    lines.append("RSS+: the memory each model added when it was loaded (the process's peak covers all of them)")
     return "\n".join(lines)
 
 

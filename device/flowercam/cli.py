@@ -12,7 +12,7 @@ import typer
 
 from .errors import FlowercamError
 from .preprocess import find_images
-from .runtime import RuntimeMissing
+from .runtime import MAX_DEFAULT_THREADS, RuntimeMissing
 from .sidecar import ModelError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -20,7 +20,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="A .tflite with its .json sidecar "
                                                "(default: the bundled model).")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", "-t", min=1, max=64, help="CPU threads.")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", "-t", min=1, max=64, show_default=False,
+    help=f"CPU threads [default: this machine's cores, at most {MAX_DEFAULT_THREADS}; capped at the cores]")]
 EdgeTpuOpt = Annotated[bool, typer.Option("--edgetpu", help="Run on a Coral Edge TPU.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 CropsOpt = Annotated[str | None, typer.Option(
@@ -199,13 +201,14 @@ def watch(
     classifier = open_classifier(model, threads, edgetpu, crops=crops, adapter=adapter)
     try:
         with open_source(source) as frames:
-            count = watch_loop(classifier, frames, fps, max_frames, as_json, typer.echo)
+            count, ended = watch_loop(classifier, frames, fps, max_frames, as_json, typer.echo)
     except SourceError as err:
         raise fail(str(err), 1) from None
     except KeyboardInterrupt:
         typer.echo("", err=True)
         return
-    typer.echo(f"{source}: {count} frames classified, source ended", err=True)
+    typer.echo(f"{source}: {count} frames classified, " + ("source ended" if ended else "--max-frames reached"),
+               err=True)
 
 
 @app.command()
@@ -270,13 +273,13 @@ def bench(
     for report in reports:
         lat = report["latency_ms"]
         typer.echo(f"{report['model']} ({report['model_size_mb']} MB, {report['runtime']}, threads "
-                   f"{report['threads'] or 'default'}): init {report['init_ms']:.1f} ms, first "
+                   f"{report['threads']}): init {report['init_ms']:.1f} ms, first "
                    f"{report['first_inference_ms']:.1f} ms, warm-up avg {report['warmup_avg_ms']} ms\n  "
                    f"{report['count']} runs: min {lat['min']:.2f} max {lat['max']:.2f} mean {lat['mean']:.2f} "
                    f"std {lat['std']:.2f} p50 {lat['p50']:.2f} p90 "
                    f"{lat['p90']:.2f} p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} ms; {report['throughput_ips']} "
-                   f"inferences/s; peak RSS {report['peak_rss_mb']} MB, RSS +{report['rss_delta_mb']['init']} MB "
-                   f"at init, +{report['rss_delta_mb']['overall']} MB overall")
+                   f"inferences/s; this model: RSS +{report['rss_delta_mb']['init']} MB at init; the process: "
+                   f"peak RSS {report['peak_rss_mb']} MB, +{report['rss_delta_mb']['overall']} MB overall")
     if len(reports) > 1:
         typer.echo(b.comparison_table(reports))
 
@@ -353,19 +356,26 @@ def daemon(
     from .daemon import Daemon, Signals, classifier_for
 
     signals = Signals().install()  # first: a SIGTERM while the model loads still stops cleanly
-    from .config import load_config
+    from .config import load_config, network_peers
     from .events import EventWriter
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .sources import check_backend
+
     try:
         cfg = load_config(config)
+        check_backend(cfg.source.uri)
         classifier = classifier_for(cfg)
-    except FlowercamError as err:  # a bad config, model or adapter
+    except FlowercamError as err:  # a bad config, model, adapter or capture library
         raise fail(str(err)) from None
     if check_config:
         from .sources import redact
 
         typer.echo(f"{config}: ok (model {classifier.model.name}, source {redact(cfg.source.uri)})")
+        peers = network_peers(cfg)
+        if peers:
+            typer.echo(f"note: flowercam.service reaches only loopback; allow {', '.join(peers)} in a drop-in "
+                       "(IPAddressAllow=, see systemd/network.conf.example)")
         return
     try:
         events = EventWriter(cfg.events.file)

@@ -183,3 +183,27 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"model.crops = {config.model.crops!r}: expected one of {', '.join(CROP_SETS)} "
                           "(or empty for the model's default)")
     return config
+
+
+def network_peers(config: Config) -> list[str]:
+    """What the config reaches beyond loopback (the unit allows only loopback: these need a drop-in)."""
+    from urllib.parse import urlsplit
+
+    peers = []
+    host = urlsplit(config.source.uri).hostname if "://" in config.source.uri else None
+    if host and not _loopback(host):
+        peers.append(f"the camera at {host}")
+    if config.mqtt.host and not _loopback(config.mqtt.host):
+        peers.append(f"the MQTT broker {config.mqtt.host}")
+    if config.http.bind and not _loopback(parse_bind(config.http.bind, True)[0]):
+        peers.append(f"clients of the status page on {config.http.bind}")
+    return peers
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -248,8 +248,8 @@ class Daemon:
                     break
                 with self.metrics.lock:
                     self.metrics.frames += 1
-                wait = self.pacer.wait_s()
-                if wait and source.live:  # a camera: frames in between keep it fresh, and are dropped
+                wait = self.pacer.admit(source.live)
+                if wait is None:  # a camera: frames in between keep it fresh, and are dropped
                     self._window["dropped"] += 1
                     with self.metrics.lock:
                         self.metrics.dropped += 1
@@ -356,7 +356,7 @@ class Daemon:
         outage = self.metrics.outage_seconds(time.monotonic())
         self.mqtt.state(label=None if outage is not None else self.metrics.label,
                         confidence=round(self.smoother.confidence, 4), uncertain=self.smoother.current is None,
-                        since=self.metrics.since, fps=None if fps is None else round(fps, 2),
+                        since=self.metrics.since, fps=round(self.metrics.fps() if fps is None else fps, 2),
                         source=self.metrics.source_state, outage_s=None if outage is None else round(outage, 1))
 
     def _status(self, fps: float | None = None) -> None:

@@ -78,15 +78,20 @@ class Metrics:
     def status(self, now: float) -> dict:
         """What the status page shows (``/latest``): the last result, the smoothed label and since when, rates,
         memory, the source's state, and the last label changes."""
+        fps = self.fps()
         with self.lock:
-            times = list(self._inference_times)
-            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
             outage = self.outage_seconds(now)
             return {**self.latest, "frame_id": self.frame_id, "since": self.since, "fps": round(fps, 2),
                     "source": self.source_state, "outage_s": None if outage is None else round(outage, 1),
                     "inferences": self.inferences, "reconnects": self.reconnects,
                     "history": [{k: v for k, v in h.items() if k != "thumb"} | {"thumb": f"/history/{i}.jpg"}
                                 for i, h in enumerate(self.history)]}
+
+    def fps(self) -> float:
+        """Classifications a second over the last few (0 before two)."""
+        with self.lock:
+            times = list(self._inference_times)
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
 
     def outage_seconds(self, now: float) -> float | None:
         """How long the source has been down, or None while it is up."""

@@ -20,3 +20,9 @@ class Pacer:
     def start(self) -> None:
         """A classification starts now."""
         self.next_at = time.monotonic() + self.period
+
+    def admit(self, live: bool) -> float | None:
+        """The drop-or-wait rule for the frame just read: None to drop it (a live camera, not yet due: the frame
+        classified stays fresh), else the seconds to wait before classifying it (a file: each frame when due)."""
+        wait = self.wait_s()
+        return None if wait and live else wait

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import FlowercamError
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
+MAX_DEFAULT_THREADS = 4  # past four, a Pi's int8 kernels gain nothing and the camera loses a core
 _BACKENDS = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
     ("tflite-runtime", "tflite_runtime.interpreter"),
@@ -36,13 +37,27 @@ def interpreter_module() -> tuple[str, Any]:
     raise RuntimeMissing("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime)")
 
 
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def threads_for(requested: int | None) -> int:
+    """The threads an interpreter gets: by default the machine's cores, at most :data:`MAX_DEFAULT_THREADS`; a
+    request is capped at the cores (more threads than cores only wait for each other)."""
+    return min(cores(), MAX_DEFAULT_THREADS) if requested is None else max(1, min(requested, cores()))
+
+
 def make_interpreter(model: str | Path, threads: int | None = None, edgetpu: bool = False,
                      plain: bool = False):
     """Create and allocate an interpreter for ``model``. Returns (interpreter, runtime name).
 
     Args:
         model: path of a .tflite file.
-        threads: CPU threads for the kernels (None: the runtime's default).
+        threads: CPU threads for the kernels (None: :func:`threads_for`'s default; capped at the cores).
         edgetpu: run on a Coral Edge TPU via ``libedgetpu.so.1``.
         plain: no default delegate (XNNPACK), so that the ops seen are the model's own.
     """
@@ -59,7 +74,7 @@ def make_interpreter(model: str | Path, threads: int | None = None, edgetpu: boo
         options = {}
         if plain:
             options["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        interpreter = module.Interpreter(model_path=str(model), num_threads=threads,
+        interpreter = module.Interpreter(model_path=str(model), num_threads=threads_for(threads),
                                          experimental_delegates=delegates or None, **options)
         interpreter.allocate_tensors()
     return interpreter, name

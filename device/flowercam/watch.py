@@ -12,33 +12,37 @@ from .sources import FrameSource
 
 
 def watch_loop(classifier: Classifier, source: FrameSource, fps: float, max_frames: int | None, as_json: bool,
-               echo: Callable[[str], None]) -> int:
-    """Classify frames until the source ends or ``max_frames``; returns how many were classified.
+               echo: Callable[[str], None]) -> tuple[int, bool]:
+    """Classify frames until the source ends or ``max_frames``; returns (how many were classified, whether the
+    source ended). The rate shown is over the classifications so far (none on the first line).
 
     A camera is read continuously (frames between classifications are dropped, so the one classified is fresh);
     a video file is read frame by frame, waiting for each to be due. The wait is reported as ``wait_ms``,
     apart from the capture (``latency_ms.decode``).
     """
-    pacer, count, started = Pacer(fps), 0, time.perf_counter()
+    pacer, count, first = Pacer(fps), 0, 0.0
     while max_frames is None or count < max_frames:
         t0 = time.perf_counter()
         frame = source.read()
         capture_ms = (time.perf_counter() - t0) * 1e3
         if frame is None:
-            break
-        wait = pacer.wait_s()
-        if wait and source.live:
+            return count, True
+        wait = pacer.admit(source.live)
+        if wait is None:
             continue
         time.sleep(wait)
         pacer.start()
+        first = first or time.perf_counter()
         result = classifier.classify_frame(frame, source.name, k=1, capture_ms=capture_ms)
         count += 1
-        rate = count / max(time.perf_counter() - started, 1e-9)
+        rate = (count - 1) / (time.perf_counter() - first) if count > 1 else None
         if as_json:
-            echo(json.dumps({**result.to_dict(), "wait_ms": round(wait * 1e3, 3), "fps": round(rate, 2)}))
+            echo(json.dumps({**result.to_dict(), "wait_ms": round(wait * 1e3, 3),
+                             "fps": None if rate is None else round(rate, 2)}))
         else:
             best = result.top_k[0]
             label = f"uncertain (best guess: {best.label})" if result.uncertain else best.label
-            echo(f"{label:30s} {best.score:6.1%}  {rate:5.1f} fps  inference {result.latency_ms['inference']:6.1f} ms"
+            shown = "    – fps" if rate is None else f"{rate:5.1f} fps"
+            echo(f"{label:30s} {best.score:6.1%}  {shown}  inference {result.latency_ms['inference']:6.1f} ms"
                  f"  RSS {result.peak_rss_mb:.0f} MB")
-    return count
+    return count, False

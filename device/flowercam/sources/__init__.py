@@ -33,6 +33,17 @@ def check_uri(uri: str) -> None:
                           f"(expected one of {', '.join(STREAM_SCHEMES)})")
 
 
+def check_backend(uri: str) -> None:
+    """Refuse a source whose capture library is not installed (the daemon would otherwise retry forever)."""
+    import importlib.util
+
+    if uri == "picamera2" and importlib.util.find_spec("picamera2") is None:
+        raise SourceError("source picamera2: the picamera2 library is not installed (Raspberry Pi OS: sudo apt "
+                          "install python3-picamera2, and a venv made with --system-site-packages)")
+    if uri != "picamera2" and importlib.util.find_spec("cv2") is None:
+        raise SourceError(f"source {redact(uri)!r}: OpenCV is not installed (pip install 'flowercam[camera]')")
+
+
 def open_source(uri: str) -> FrameSource:
     """The source for ``uri``; imports its backend only when chosen."""
     check_uri(uri)
