@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from flowercam.runtime import MAX_DEFAULT_THREADS, cores, threads_for
+
 from tests.helpers import daemon_config, run_cli
 
 
