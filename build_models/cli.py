@@ -140,11 +140,12 @@ def make_test_data(
 
 def _load_data(data_dir: Path | None, run: Path | None = None, ratios: tuple[float, float, float] | None = None,
                seed: int | None = None):
-    """The dataset (Oxford layout or class folders; for class folders, split as ``run`` recorded it)."""
-    from .data import DatasetError, load_dataset
+    """The dataset (Oxford layout or class folders; for class folders, split as ``run`` recorded it). Without
+    ``--data``, a run's commands use the data it was trained on (``RUN/data.json``)."""
+    from .data import DatasetError, load_dataset, recorded_data
 
     try:
-        return load_dataset(data_dir, run, ratios, seed)
+        return load_dataset(data_dir or recorded_data(run), run, ratios, seed)
     except DatasetError as err:
         raise fail(str(err)) from None
 
@@ -209,6 +210,9 @@ def train_cmd(
         typer.echo(f"worker {cluster.worker}: done; worker 0 (the chief) writes the run folder "
                    f"(this worker's shard and checkpoints: {cluster.write_dir(run_dir)})")
         return
+    from .data import record_data
+
+    record_data(run_dir, data_dir)
     typer.echo(f"{run_dir}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 "
                f"{metrics['test']['accuracy']:.2%}, trained in {metrics['train_wall_s']:.0f} s")
     typer.echo(f"  model:   {run_dir / 'model.keras'}\n  metrics: {run_dir / 'metrics.json'}\n"

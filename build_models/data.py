@@ -10,6 +10,7 @@ and an md5 list (``originals.md5``: ``<md5>  image_00001.jpg``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tarfile
 from collections.abc import Callable
@@ -63,6 +64,27 @@ class Flowers102:
 
 def image_name(image_id: int) -> str:
     return f"image_{image_id:05d}.jpg"
+
+
+DATA_RECORD = "data.json"  # in a run folder: the data it was trained on
+
+
+def record_data(run: Path, data: str | Path | None) -> None:
+    """Note in the run folder which data it is trained on (the later commands default to it)."""
+    root = resolve_root(data)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / DATA_RECORD).write_text(json.dumps({"data": str(root.resolve())}) + "\n")
+
+
+def recorded_data(run: Path | None) -> Path | None:
+    """The data a run was trained on, if it recorded it and it is still there."""
+    record = run / DATA_RECORD if run is not None else None
+    if record is None or not record.is_file():
+        return None
+    try:
+        return Path(json.loads(record.read_text())["data"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def resolve_root(data: str | Path | None) -> Path:

@@ -20,7 +20,7 @@ from flowercam.edgetpu import check_readiness
 from flowercam.preprocess import Preprocess
 from flowercam.runtime import make_interpreter
 from flowercam.scores import dequantize, output_roles, softmax
-from flowercam.sidecar import Sidecar, sha256_file, write_sidecar
+from flowercam.sidecar import Sidecar, photo_fingerprint, sha256_file, write_sidecar
 
 from calibration.representative import representative_dataset, representative_paths
 from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram
@@ -209,12 +209,13 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
         before, after = softmax(keras_logits["test"]), int8["test"] / int8["test"].sum(1, keepdims=True)
     report["calibration"] = _calibration(out_dir / f"{name}_reliability.png", before, after, data["test"][1], t,
                                          fitted_on)
+    trained_on = tuple(sorted({photo_fingerprint(s.path) for s in (*dataset.train, *dataset.val)}))
     for precision in PRECISIONS:
         metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
         metrics.pop("file")
         write_model_sidecar(out_dir / f"{name}_{precision}.tflite", pre, dataset.class_names, precision, t,
                             config.backbone, run_dir.name, metrics, rule=rule, calibration_images=len(calib),
-                            output_kind=scores)
+                            output_kind=scores, trained_on=trained_on)
     if edgetpu:
         report["edgetpu_compiler"] = compile_edgetpu(out_dir / f"{name}_int8.tflite")
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -268,7 +269,8 @@ def write_tflite(model, path: Path, pre: Preprocess, labels: tuple[str, ...], pr
 
 def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str, temperature: float,
                         backbone: str, run: str, metrics: dict, rule: UncertainRule | None = None,
-                        calibration_images: int | None = None, output_kind: str = "logits") -> Sidecar:
+                        calibration_images: int | None = None, output_kind: str = "logits",
+                        trained_on: tuple[str, ...] = ()) -> Sidecar:
     """The sidecar of an existing .tflite, from its tensors and what the caller knows."""
     rule = rule or UncertainRule()
     interpreter, _ = make_interpreter(path)
@@ -286,7 +288,7 @@ def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], pr
                       uncertain_rule={"text": rule.text(similarity is not None), "chosen_on": rule.chosen_on},
                       thresholds={rule.crops: {"uncertain_below": rule.uncertain_below,
                                                "similarity_below": rule.similarity_below}, **rule.by_crops},
-                      backbone=backbone, run=run, metrics=metrics)
+                      backbone=backbone, run=run, metrics=metrics, trained_on=trained_on)
     write_sidecar(path, sidecar)
     return sidecar
 

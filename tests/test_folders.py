@@ -4,6 +4,7 @@ and the whole chain from folders to `flowercam classify` with the new labels."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,13 +95,21 @@ def test_train_export_classify_from_class_folders(tmp_path):
     recorded = json.loads((run / SPLIT_FILE).read_text())
     assert recorded["how"].startswith("stratified") and len(recorded["test"]) >= 3
     write_class_folders(data, ("newcomer",), per_class=5, seed=3)  # photos added later do not move the split
-    done = subprocess.run([*build, "export", str(run), "--data", str(data), "--calibration-images", "6"],
-                          capture_output=True, text=True, timeout=900)
+    env = {k: v for k, v in os.environ.items() if k != "FLOWERCAM_DATA"}
+    done = subprocess.run([*build, "export", str(run), "--calibration-images", "6"],  # the run knows its data
+                          capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     model = run / "export" / "tiny_int8.tflite"
     sidecar = json.loads(model.with_suffix(".json").read_text())
     assert sidecar["labels"] == ["Bellis perennis", "common dandelion", "rare", "Rosa canina ‘Kew’"]
     assert (run / "export" / "labels.txt").read_text().splitlines() == sidecar["labels"]
+    assert len(sidecar["trained_on"]) == len(recorded["train"]) + len(recorded["val"])
+    done = subprocess.run([sys.executable, "-m", "flowercam", "evaluate", "--json", "--model", str(model), str(data)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # the flat folder: only what the model never saw is scored
+    assert report["left_out_training_photos"] == len(sidecar["trained_on"])
+    assert report["overall"]["all"]["photos"] == len(recorded["test"]) + 5  # the test split and the newcomers
     photo = data / "common_dandelion" / "com_004.jpg"
     done = subprocess.run([sys.executable, "-m", "flowercam", "classify", "--json", "--model", str(model),
                            str(photo)], capture_output=True, text=True, timeout=120)

@@ -55,3 +55,29 @@ def test_check_config_refuses_a_missing_camera_library_and_names_peers_beyond_lo
     assert "network.conf.example" in done.stdout
     config = daemon_config(tmp_path, tiny_model, video, mqtt={"host": "127.0.0.1"})
     assert "note:" not in run_cli("daemon", "--config", str(config), "--check-config").stdout
+
+
+def test_evaluate_leaves_out_the_photos_the_model_trained_on(tmp_path, tiny_model, dataset_dir):
+    import dataclasses
+    import shutil
+
+    from flowercam.sidecar import photo_fingerprint, read_sidecar, sidecar_path, write_sidecar
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(tiny_model, model)
+    shutil.copy(sidecar_path(tiny_model), sidecar_path(model))
+    photos = sorted((dataset_dir / "jpg").glob("*.jpg"))[:6]
+    folder = tmp_path / "garden" / "synthetic_1"
+    folder.mkdir(parents=True)
+    for i, photo in enumerate(photos):
+        shutil.copy(photo, folder / f"renamed_{i}.jpg")  # other names: matched by content
+    seen = tuple(sorted(photo_fingerprint(p) for p in photos[:4]))
+    write_sidecar(model, dataclasses.replace(read_sidecar(model), trained_on=seen))
+    done = run_cli("evaluate", "--json", "--model", str(model), str(tmp_path / "garden"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["left_out_training_photos"] == 4 and report["overall"]["all"]["photos"] == 2
+    done = run_cli("evaluate", "--model", str(model), str(tmp_path / "garden"))
+    assert "left out: 4 photos the model was trained or validated on" in done.stdout
+    done = run_cli("evaluate", "--json", "--include-training", "--model", str(model), str(tmp_path / "garden"))
+    assert json.loads(done.stdout)["overall"]["all"]["photos"] == 6

@@ -123,6 +123,9 @@ def evaluate(
     crops: CropsOpt = None,
     adapter: AdapterOpt = None,
     similarity_below: SimilarityOpt = None,
+    include_training: Annotated[bool, typer.Option(
+        "--include-training", help="Also score photos the model was trained or validated on (left out by "
+        "default: its sidecar lists them by content).")] = False,
 ) -> None:
     """Measure the model on your labelled photos: top-1, top-3, uncertain and confident-wrong per folder."""
     from rich.progress import Progress
@@ -135,7 +138,7 @@ def evaluate(
     try:
         with Progress(transient=True, console=_stderr_console()) as progress:
             task = progress.add_task("classifying", total=total)
-            report = run_evaluation(classifier, folder, lambda n: progress.advance(task, n))
+            report = run_evaluation(classifier, folder, lambda n: progress.advance(task, n), include_training)
     except FileNotFoundError as err:
         raise fail(str(err)) from None
     typer.echo(json.dumps(report) if as_json else format_report(report))

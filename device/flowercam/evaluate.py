@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .labels import folder_class
 from .preprocess import find_images
+from .sidecar import photo_fingerprint
 
 
 @dataclass
@@ -63,15 +64,37 @@ def class_folders(root: Path) -> list[Path]:
     return folders
 
 
-def evaluate(classifier, root: Path, advance: Callable[[int], None] = lambda n: None) -> dict:
-    """Classify every photo under ``root``'s class folders; returns the report (per folder and overall)."""
+def unseen(photos: list[Path], trained_on: frozenset[str]) -> tuple[list[Path], int]:
+    """The photos the model was not trained or validated on (by content, whatever their names), and how many
+    were left out."""
+    if not trained_on:
+        return photos, 0
+    keep = []
+    for photo in photos:
+        try:
+            seen = photo_fingerprint(photo) in trained_on
+        except OSError:  # unreadable: classify_many reports it
+            seen = False
+        if not seen:
+            keep.append(photo)
+    return keep, len(photos) - len(keep)
+
+
+def evaluate(classifier, root: Path, advance: Callable[[int], None] = lambda n: None,
+             include_training: bool = False) -> dict:
+    """Classify every photo under ``root``'s class folders (except those the model was trained or validated on,
+    unless ``include_training``); returns the report (per folder and overall)."""
     folders = class_folders(root)
     if not folders:
         raise FileNotFoundError(f"no class folders in {root} (expected {root}/<class name>/*.jpg)")
-    tallies = []
+    trained_on = frozenset(() if include_training else classifier.sidecar.trained_on)
+    tallies, left_out = [], 0
     for folder in folders:
         tally = FolderTally(folder.name, folder_class(folder.name, classifier.labels))
-        for _, result in classifier.classify_many(find_images([folder]), k=3):
+        photos, seen = unseen(find_images([folder]), trained_on)
+        left_out += seen
+        advance(seen)
+        for _, result in classifier.classify_many(photos, k=3):
             if isinstance(result, Exception):
                 tally.failed += 1
             else:
@@ -79,7 +102,7 @@ def evaluate(classifier, root: Path, advance: Callable[[int], None] = lambda n: 
             advance(1)
         tallies.append(tally)
     return {"model": str(classifier.model), "crops": classifier.crops, "folders": [t.to_dict() for t in tallies],
-            "overall": overall(tallies)}
+            "overall": overall(tallies), "left_out_training_photos": left_out}
 
 
 def _rate(tallies: Iterable[FolderTally], attr: str) -> float | None:
@@ -125,4 +148,7 @@ def format_report(report: dict) -> str:
                      f"{_pct(o['unknown']['uncertain'])}")
     lines.append(f"all: {o['all']['photos']} photos, confident-wrong {_pct(o['all']['confident_wrong'])}"
                  + (f", {o['all']['failed']} unreadable" if o["all"]["failed"] else ""))
+    if report.get("left_out_training_photos"):
+        lines.append(f"left out: {report['left_out_training_photos']} photos the model was trained or validated on "
+                     "(scoring them would flatter it; --include-training to count them)")
     return "\n".join(lines)

@@ -63,6 +63,8 @@ class Sidecar:
     backbone: str = ""
     run: str = ""
     metrics: dict = field(default_factory=dict)
+    # fingerprints (photo_fingerprint) of the photos it was trained and validated on: evaluate leaves them out
+    trained_on: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -90,6 +92,7 @@ class Sidecar:
                 data[key] = TensorSpec(tuple(spec["shape"]), spec["dtype"], float(spec["scale"]),
                                        int(spec["zero_point"]))
         data["labels"] = tuple(data["labels"])
+        data["trained_on"] = tuple(data.get("trained_on", ()))
         return cls(**data)
 
 
@@ -132,6 +135,11 @@ def _check_fields(sidecar: Sidecar) -> None:
 def sidecar_path(model: Path) -> Path:
     """``model.tflite`` -> ``model.json``."""
     return model.with_suffix(".json")
+
+
+def photo_fingerprint(path: Path) -> str:
+    """A photo's identity whatever its name or folder: the first 16 hex digits of its content's sha256."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def sha256_file(path: Path) -> str:
