@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -278,14 +279,18 @@ def export(
         help="Take the softmax temperature from this sidecar, or fit it on the val logits of this run folder (e.g. "
              "the paper-protocol run of the same preset), instead of fitting it on val; use it for trainval runs, "
              "whose val is training data.")] = None,
-    edgetpu: Annotated[bool, typer.Option("--edgetpu", help="Also run edgetpu_compiler if on PATH.")] = False,
+    edgetpu: Annotated[bool, typer.Option("--edgetpu", help="Also compile the int8 model for the Coral Edge TPU "
+                                          "(edgetpu_compiler, where it is on PATH; else the command to run) and "
+                                          "write the compiled model's sidecar.")] = False,
     similarity: Annotated[bool, typer.Option(
-        help="Add a second output: the photo's cosine similarity to the nearest class mean of the training "
-             "features, so that the device can answer 'uncertain' on species it does not know.")] = False,
+        help="Add the similarity output (the photo's cosine similarity to the nearest class mean of the training "
+             "features: the device answers 'uncertain' on species it does not know) and the embedding output "
+             "(flowercam learn needs it).")] = True,
     uncertain_below: Annotated[float, typer.Option(min=0.0, max=1.0, help="Default threshold on the calibrated "
                                                    "top-1 probability.")] = 0.5,
-    similarity_below: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Default threshold on the "
-                                                           "similarity (with --similarity).")] = None,
+    similarity_below: Annotated[float | None, typer.Option(
+        min=-1.0, max=1.0, help="Default threshold on the similarity [default: the one 5 % of the val photos fall "
+        "below]", show_default=False)] = None,
     crops: Annotated[str, typer.Option(help="Default crop set of the device: center or multi.")] = "center",
     other_crops: Annotated[str | None, typer.Option(
         help="Thresholds of the other crop set, CROPS=UNCERTAIN/SIMILARITY, e.g. center=0.775/0.51.")] = None,
@@ -335,14 +340,47 @@ def export(
         else f"from {temperature_from.name}" if temperature_from else "given"
     report = export_run(run, _load_data(data_dir, run), out, calibration_images, calibration_folder, temperature,
                         edgetpu=edgetpu, rule=rule, temperature_source=source, scores=scores)
-    typer.echo(f"{'model':10s} {'MB':>7s} {'val':>7s} {'test':>7s} {'agree':>7s}  Edge TPU")
+    typer.echo(f"{'model':10s} {'MB':>7s} {'val':>7s} {'test':>7s} {'agree':>7s}")
     typer.echo(f"{'keras':10s} {'':7s} {report['keras']['val']:7.2%} {report['keras']['test']:7.2%}")
     for precision, m in report["models"].items():
         typer.echo(f"{precision:10s} {m['size_mb']:7.2f} {m['val_top1']:7.2%} {m['test_top1']:7.2%} "
-                   f"{m['test_agreement_with_keras']:7.2%}  {m['edgetpu_readiness'][:40]}")
+                   f"{m['test_agreement_with_keras']:7.2%}")
+    typer.echo(f"Edge TPU (int8): {report['models']['int8']['edgetpu_readiness']}")
+    if "edgetpu_compiler" in report:
+        typer.echo(f"Edge TPU compiler: {report['edgetpu_compiler']['summary']}")
     cal = report["calibration"]
     typer.echo(f"temperature {cal['temperature']:.3f} ({cal['fitted_on']}): test ECE {cal['test_ece_before']:.4f}"
                f" -> {cal['test_ece_after']:.4f}")
+    for warning in report.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
+    folder = Path(report["out"])
+    int8 = folder / report["models"]["int8"]["file"]
+    typer.echo(f"wrote {folder}/: {', '.join(Path(m['file']).name for m in report['models'].values())} (each with "
+               f"its .json sidecar), labels.txt, export_report.json\n"
+               f"next: flowercam classify --model {int8} photo.jpg   (or flowercam evaluate --model {int8} DIR)")
+
+
+@app.command("compile")
+def compile_cmd(
+    model: Annotated[Path, typer.Argument(help="An exported int8 .tflite (with its .json sidecar).")],
+) -> None:
+    """Compile an exported int8 model for the Coral Edge TPU (edgetpu_compiler) and write the compiled model's
+    sidecar; where the compiler was run elsewhere, write the sidecar of MODEL_edgetpu.tflite beside MODEL."""
+    from flowercam.sidecar import ModelError
+
+    from .export import compile_edgetpu, write_compiled_sidecar
+
+    compiled = model.with_name(model.stem + "_edgetpu.tflite")
+    try:
+        if compiled.is_file() and not shutil.which("edgetpu_compiler"):
+            typer.echo(f"wrote {write_compiled_sidecar(model, compiled)}")
+            return
+        done = compile_edgetpu(model)
+    except ModelError as err:
+        raise fail(str(err)) from None
+    typer.echo(done["summary"])
+    if done["compiled"] is None:
+        raise typer.Exit(1)
 
 
 @app.command("lr-find")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,18 @@ def with_probabilities(model, temperature: float):
     return keras.Model(model.input, [probabilities, *outputs[1:]], name=f"{model.name}_probabilities")
 
 
+MIN_VAL_PER_CLASS = 5  # val photos per class below which no temperature or threshold is fitted on val
+SIMILARITY_QUANTILE = 0.05  # the default similarity threshold: this share of the val photos falls below it
+
+
+def val_similarity_below(embedder, val_x: np.ndarray, means: np.ndarray) -> float:
+    """The similarity threshold from the val photos: the :data:`SIMILARITY_QUANTILE` of their cosine to the nearest
+    class mean (so that about 95 % of photos like the owner's are not turned away as unknown)."""
+    emb = predict_batches(embedder, val_x, description="embedding val")
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return round(float(np.quantile((unit @ means.T).max(1), SIMILARITY_QUANTILE)), 4)
+
+
 def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, calibration_images: int = 300,
                calibration_folder: Path | None = None, temperature: float | None = None,
                name: str | None = None, edgetpu: bool = False, seed: int = 0,
@@ -176,17 +189,32 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
                                  calibration_folder)
     data = {split: _split_arrays(dataset, split, config, pre) for split in ("val", "test")}
     keras_logits = {split: run_logits(run_dir, model, dataset, split, config)[0] for split in data}
+    warnings = []
+    small_val = len(data["val"][1]) < MIN_VAL_PER_CLASS * dataset.num_classes
+    if small_val:
+        warnings.append(f"val has {len(data['val'][1])} photos ({len(data['val'][1]) / dataset.num_classes:.1f} per "
+                        f"class): too few to fit a temperature or thresholds (needs {MIN_VAL_PER_CLASS} per class); "
+                        "temperature 1.0 and no similarity threshold unless given (--temperature-from, "
+                        "--similarity-below), or add photos")
     if rule.similarity:
         train_x = load_arrays(train_s, pre, "loading train")
-        embeddings = predict_batches(embedding_model(model), train_x, description="embedding train")
-        model = with_similarity(model, class_means(embeddings, labels_of(train_s), dataset.num_classes))
+        embedder = embedding_model(model)
+        means = class_means(predict_batches(embedder, train_x, description="embedding train"), labels_of(train_s),
+                            dataset.num_classes)
+        if rule.similarity_below is None and not small_val:
+            rule = replace(rule, similarity_below=val_similarity_below(embedder, data["val"][0], means),
+                           chosen_on=rule.chosen_on or f"val: {SIMILARITY_QUANTILE:.0%} of its photos fall below")
+        model = with_similarity(model, means)
     t, fitted_on = temperature, temperature_source
+    if t is None and small_val:
+        t, fitted_on = 1.0, "not fitted (val too small)"
     if scores == "probabilities":
         if t is None:
             t, fitted_on = fit_temperature(keras_logits["val"], data["val"][1]), "val (float model)"
         model = with_probabilities(model, t)
     report: dict = {"run": str(run_dir), "preset": config.preset, "protocol": config.protocol, "scores": scores,
-                    "calibration_images": len(calib), "uncertain_rule": asdict(rule), "models": {}}
+                    "calibration_images": len(calib), "uncertain_rule": asdict(rule), "models": {},
+                    "warnings": warnings, "out": str(out_dir)}
     for split in data:
         report.setdefault("keras", {})[split] = _accuracy(keras_logits[split], data[split][1])
     all_logits = {}
@@ -293,10 +321,36 @@ def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], pr
     return sidecar
 
 
-def compile_edgetpu(path: Path) -> str:
-    """Run ``edgetpu_compiler`` when it is on PATH; returns its summary (or why it did not run)."""
+def compile_edgetpu(path: Path) -> dict:
+    """Compile an exported int8 model for the Coral Edge TPU with ``edgetpu_compiler`` (when it is on PATH) and
+    write the compiled model's own sidecar (its sha256, and the one it was compiled from), so that
+    ``flowercam --edgetpu`` runs it. Returns what happened: the compiled file and the ops the compiler mapped
+    to the TPU and left on the CPU, or, without the compiler, the exact command to run where it is."""
+    command = f"edgetpu_compiler -s -o {path.parent} {path}"
+    compiled = path.with_name(path.stem + "_edgetpu.tflite")
     compiler = shutil.which("edgetpu_compiler")
     if not compiler:
-        return "edgetpu_compiler not on PATH: static readiness check only"
+        return {"compiled": None, "command": command,
+                "summary": f"edgetpu_compiler is not on PATH (it runs on x86-64 Debian/Ubuntu: Coral's apt "
+                           f"repository, package edgetpu-compiler); {path.name} is ready for it: {command}, then "
+                           f"build-models compile {path} writes the compiled model's sidecar"}
     done = subprocess.run([compiler, "-s", "-o", str(path.parent), str(path)], capture_output=True, text=True)
-    return done.stdout.strip() or done.stderr.strip()
+    log = (done.stdout + done.stderr).strip()
+    ops = {key: int(m.group(1)) for key, pattern in (("tpu", r"will run on Edge TPU:\s*(\d+)"),
+                                                    ("cpu", r"will run on CPU:\s*(\d+)"))
+           if (m := re.search(pattern, log))}
+    if done.returncode != 0 or not compiled.is_file():
+        return {"compiled": None, "command": command, "summary": f"edgetpu_compiler failed: {log[-300:]}"}
+    write_compiled_sidecar(path, compiled)
+    mapped = f"{ops.get('tpu', '?')} ops on the Edge TPU, {ops.get('cpu', '?')} on the CPU"
+    return {"compiled": str(compiled), "command": command, "ops": ops, "log": log[-2000:],
+            "summary": f"compiled: {compiled.name} ({mapped})"}
+
+
+def write_compiled_sidecar(uncompiled: Path, compiled: Path) -> Path:
+    """The compiled model's sidecar: the uncompiled one's, with the compiled file's sha256 and the uncompiled
+    file's beside it."""
+    from flowercam.sidecar import read_sidecar
+
+    source = read_sidecar(uncompiled)
+    return write_sidecar(compiled, replace(source, sha256=sha256_file(compiled), compiled_from=source.sha256))

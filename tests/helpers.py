@@ -123,3 +123,20 @@ def wait_for(predicate, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def edgetpu_compiled(model: bytes) -> bytes:
+    """A model in the shape edgetpu_compiler writes: its first op replaced by the custom op
+    ``edgetpu-custom-op`` (only the Edge TPU delegate can run it), the rest left for the CPU."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = "edgetpu-custom-op"
+    root.operatorCodes.append(code)
+    root.subgraphs[0].operators[0].opcodeIndex = len(root.operatorCodes) - 1
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(root.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -79,6 +79,7 @@ def _finish(workers: list[subprocess.Popen]) -> list[int]:
     return [w.wait(timeout=300) for w in workers]
 
 
+@pytest.mark.slow  # the slowest (~40-60 s on 2 cores): CI runs them with -m slow
 def test_two_workers_on_loopback_train_shard_by_shard_and_resume_after_one_is_killed(data, tmp_path):
     run, scratch = tmp_path / "run", tmp_path / "run.worker1"
     args = _train(data, run, "--strategy", "multiworker", "--phase2-epochs", "12")

@@ -82,6 +82,7 @@ def test_data_command_reports_and_fails_on_problems(flat):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # the slowest (~40-60 s on 2 cores): CI runs them with -m slow
 def test_train_export_classify_from_class_folders(tmp_path):
     """The whole chain on class folders: the run records its split, later commands use it, the sidecar carries
     the folder names as labels, and the device classifies with them."""
@@ -100,7 +101,13 @@ def test_train_export_classify_from_class_folders(tmp_path):
                           capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     model = run / "export" / "tiny_int8.tflite"
+    assert "warning: val has" in done.stderr and "needs 5 per class" in done.stderr  # 2-3 val photos a class
+    assert "temperature 1.000 (not fitted (val too small))" in done.stdout
+    readiness = next(line for line in done.stdout.splitlines() if line.startswith("Edge TPU (int8): "))
+    assert readiness.rstrip().endswith(")") or readiness.endswith("ops")  # whole, not cut mid-word
+    assert f"next: flowercam classify --model {model}" in done.stdout and "labels.txt" in done.stdout
     sidecar = json.loads(model.with_suffix(".json").read_text())
+    assert sidecar["similarity"] is not None and sidecar["embedding"] is not None  # learnable by default
     assert sidecar["labels"] == ["Bellis perennis", "common dandelion", "rare", "Rosa canina ‘Kew’"]
     assert (run / "export" / "labels.txt").read_text().splitlines() == sidecar["labels"]
     assert len(sidecar["trained_on"]) == len(recorded["train"]) + len(recorded["val"])

@@ -60,6 +60,7 @@ def test_cached_and_uncached_paths_both_learn(dataset_dir, tmp_path):
         assert metrics["test"]["accuracy"] >= 0.8, cache
 
 
+@pytest.mark.slow  # the slowest (~40-60 s on 2 cores): CI runs them with -m slow
 def test_killed_run_resumes_where_it_stopped(dataset_dir, tmp_path):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "build_models", "train", "lite0", "--data", str(dataset_dir), "--out", str(run),

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .flatbuffer import check_model
 from .resources import current_rss_mb, peak_rss_mb
 from .runtime import make_interpreter, threads_for
+from .sidecar import sha256_file
 
 
 @dataclass
@@ -73,6 +75,7 @@ def benchmark(models: list[Path], runs: int = 50, warmup: int = 5, threads: int 
     rss_start = current_rss_mb()
     benches = []
     for path in models:
+        check_model(Path(path), edgetpu, sha256_file(Path(path)))  # a broken file: one line, never a crash
         bench = ModelBench(Path(path), threads=threads_for(threads))
         before = current_rss_mb()
         t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .adapter import load_adapter
+from .flatbuffer import check_model
 from .labels import NOT_A_FLOWER
 from .metadata import EmbeddedMetadata, label_mismatch, read_metadata
 from .preprocess import CORNER_SIDE, CROP_SETS, ImageError, Preprocess, decode
@@ -110,13 +111,10 @@ class Classifier:
             raise ModelError("no bundled model in this install (build one with build-models export, "
                              "then pass --model)")
         self.sidecar = read_sidecar(self.model)
+        check_model(self.model, edgetpu, self.sidecar.sha256)
         try:
             self.interpreter, self.runtime = make_interpreter(self.model, threads, edgetpu)
-        except ModelError:
-            raise
-        except (ValueError, RuntimeError) as err:
-            if "delegate" in str(err).lower():
-                raise
+        except (ValueError, RuntimeError) as err:  # the Edge TPU delegate's failures are RuntimeMissing
             raise ModelError(f"{self.model.name}: not a valid TFLite model ({str(err).splitlines()[0]})") from None
         self.outputs = _outputs(self.interpreter, self.sidecar, self.model)
         _check(self.interpreter, self.sidecar, self.model, self.outputs.classes)

@@ -65,6 +65,7 @@ class Sidecar:
     metrics: dict = field(default_factory=dict)
     # fingerprints (photo_fingerprint) of the photos it was trained and validated on: evaluate leaves them out
     trained_on: tuple[str, ...] = ()
+    compiled_from: str = ""  # an Edge TPU compiled model: the sha256 of the model it was compiled from
 
     def to_json(self) -> str:
         data = asdict(self)
