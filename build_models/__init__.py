@@ -8,3 +8,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from .api import evaluate, export, load_data, train  # noqa: E402  (after the environment above)
+
+__all__ = ["evaluate", "export", "load_data", "train"]

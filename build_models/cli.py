@@ -125,11 +125,20 @@ def data(
     typer.echo("dataset is whole")
 
 
+@app.command()
+def presets() -> None:
+    """The training presets: backbone, input size, weights, views, epochs, learning rates, augmentation."""
+    from .presets import describe
+
+    for name, config in PRESETS.items():
+        typer.echo(f"{name:18s} {describe(config)}")
+
+
 @app.command("make-test-data")
 def make_test_data(
     out: Annotated[Path, typer.Argument(help="Folder to write.")],
-    classes: int = 3,
-    per_class: int = 8,
+    classes: Annotated[int, typer.Option(min=1, help="Number of classes.")] = 3,
+    per_class: Annotated[int, typer.Option(min=4, help="Images per class (split into train, val and test).")] = 8,
     tgz: Annotated[bool, typer.Option(help="Pack jpg/ into 102flowers.tgz.")] = False,
 ) -> None:
     """Write a small synthetic dataset in the official format."""
@@ -153,16 +162,21 @@ def _load_data(data_dir: Path | None, run: Path | None = None, ratios: tuple[flo
 
 @app.command("train")
 def train_cmd(
-    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.")],
+    preset: Annotated[str, typer.Argument(metavar="PRESET", help=f"One of: {', '.join(PRESETS)} (build-models "
+                                          "presets describes them).")],
     data_dir: DataOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="The run folder itself (default: "
                                              "runs/PRESET-PROTOCOL); resumed if it exists.")] = None,
     protocol: Annotated[str, typer.Option(help="paper (train, select on val) or trainval.")] = "paper",
-    weights: Annotated[str | None, typer.Option(help="imagenet, none, or a weights file.")] = None,
+    weights: Annotated[str | None, typer.Option(help="imagenet, none, or a weights file [default: the "
+                                                "preset's]", show_default=False)] = None,
     size: Annotated[int | None, typer.Option(help="Input size in pixels (default: the preset's).")] = None,
-    views: Annotated[int | None, typer.Option(help="Augmented views per image in the cache.")] = None,
-    phase1_epochs: Annotated[int | None, typer.Option(help="Most epochs of phase 1 (the new head).")] = None,
-    phase2_epochs: Annotated[int | None, typer.Option(help="Most epochs of phase 2 (fine-tuning).")] = None,
+    views: Annotated[int | None, typer.Option(help="Augmented views per image in the cache [default: the "
+                                              "preset's]", show_default=False)] = None,
+    phase1_epochs: Annotated[int | None, typer.Option(help="Most epochs of phase 1, the new head [default: the "
+                                                      "preset's]", show_default=False)] = None,
+    phase2_epochs: Annotated[int | None, typer.Option(help="Most epochs of phase 2, fine-tuning [default: the "
+                                                      "preset's]", show_default=False)] = None,
     cache: Annotated[bool, typer.Option(help="Train on cached frozen features.")] = True,
     max_per_class: Annotated[int | None, typer.Option(help="Use at most this many images per class and "
                                                       "split (quick runs).")] = None,
@@ -177,6 +191,8 @@ def train_cmd(
     Under --strategy multiworker run the same command on every machine (TF_CONFIG differs): worker 0 writes the
     run folder; if a worker stops, all stop, and the same commands started again resume at the last epoch.
     """
+    if preset not in PRESETS:  # before TensorFlow loads (seconds)
+        raise fail(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)} (build-models presets)", 2)
     cluster = _start_tensorflow(strategy, cpu_replicas)
     from .presets import get_preset
     from .run import RunFolderError, start_run
@@ -388,8 +404,10 @@ def lr_find(
     preset: Annotated[str, typer.Argument(help="Preset name.")],
     data_dir: DataOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for the PNG and JSON.")] = Path("runs/lr-find"),
-    size: Annotated[int | None, typer.Option()] = None,
-    max_per_class: Annotated[int | None, typer.Option()] = None,
+    size: Annotated[int | None, typer.Option(help="Input size in pixels [default: the preset's]",
+                                             show_default=False)] = None,
+    max_per_class: Annotated[int | None, typer.Option(help="Use at most this many images per class (quick "
+                                                      "runs) [default: all]", show_default=False)] = None,
 ) -> None:
     """LR range test of the head on frozen features: loss-vs-LR PNG and the suggested CLR band."""
     _start_tensorflow()

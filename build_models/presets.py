@@ -102,3 +102,11 @@ def get_preset(name: str, **overrides) -> TrainConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def describe(config: TrainConfig) -> str:
+    """One line for ``build-models presets`` and the help: what the preset trains."""
+    return (f"{config.backbone} at {config.size} px, weights {config.weights or 'none'}, {config.views} views, "
+            f"phase 1 up to {config.phase1_epochs} epochs ({config.clr_policy} CLR {config.clr_base:g}-"
+            f"{config.clr_max:g}), phase 2 up to {config.phase2_epochs} at {config.phase2_lr:g}, "
+            f"{config.augment} augmentation")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from flowercam.runtime import MAX_DEFAULT_THREADS, cores, threads_for
 
 from tests.helpers import daemon_config, run_cli
@@ -81,3 +82,57 @@ def test_evaluate_leaves_out_the_photos_the_model_trained_on(tmp_path, tiny_mode
     assert "left out: 4 photos the model was trained or validated on" in done.stdout
     done = run_cli("evaluate", "--json", "--include-training", "--model", str(model), str(tmp_path / "garden"))
     assert json.loads(done.stdout)["overall"]["all"]["photos"] == 6
+
+
+def test_help_texts_and_a_dash_named_photo(tmp_path, tiny_model):
+    import shutil
+
+    from tests.helpers import flower_like
+
+    for command, options in (("lr-find", ("--size", "--max-per-class")), ("make-test-data", ("--classes",
+                             "--per-class")), ("train", ("--views", "--phase1-epochs", "--weights"))):
+        text = run_cli(command, "--help", module="build_models").stdout
+        for option in options:
+            line = text[text.index(option):].split("\n")[0]
+            assert len(line.split()) > 2, (command, option, line)  # a help text, not only the option
+    assert "the preset's" in run_cli("train", "--help", module="build_models").stdout
+    listed = run_cli("presets", module="build_models").stdout
+    assert "lite0 " in listed and "px" in listed and "tiny" in listed
+    done = run_cli("train", "nosuch", module="build_models")
+    assert done.returncode == 2 and "unknown preset 'nosuch'" in done.stderr and "TensorFlow" not in done.stderr
+    flower_like().save(tmp_path / "-dash.jpg")
+    shutil.copy(tmp_path / "-dash.jpg", tmp_path / "plain.jpg")
+    done = run_cli("classify", "--model", str(tiny_model), "--json", "--", str(tmp_path / "-dash.jpg"))
+    assert done.returncode == 0, done.stderr
+
+
+def test_ci_runs_readme_command_2_as_written():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = root / "README.md"
+    lines = readme.read_text().splitlines()
+    command2 = lines[next(i for i, line in enumerate(lines) if line.startswith("# 2.")) + 1]
+    assert "install_dev.sh" in command2 and "pytest" in command2
+    ci = (root / ".ci" / "run").read_text()
+    assert "awk '/^# 2\\./" in ci and 'bash -c "$command2"' in ci  # read from the README, not a copy
+    installer = (root / ".ci" / "install_dev.sh").read_text()
+    for package in ("libusb-1.0-0", "chromium", "chromium-driver", "mosquitto"):
+        assert package in installer
+
+
+@pytest.mark.slow  # trains and exports (~1 min on 2 cores)
+def test_the_readme_python_api_example_runs(tmp_path):
+    """The README's Python API block, run as written on made-up data."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Python API.*?```python\n(.*?)```", readme, re.S).group(1)
+    assert run_cli("make-test-data", str(tmp_path / "flowers"), module="build_models").returncode == 0
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test top-1" in done.stdout and (tmp_path / "runs" / "api" / "export" / "tiny_int8.tflite").is_file()
+    assert (tmp_path / "runs" / "api" / "data.json").is_file()

@@ -72,7 +72,8 @@ def _human(result) -> str:
 
 @app.command()
 def classify(
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PHOTO", help="Image files or folders (searched "
+                                                "recursively); -- before a name that starts with -.")],
     model: ModelOpt = None,
     k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=1000, help="Classes to show.")] = 3,
     threads: ThreadsOpt = None,
