@@ -12,7 +12,7 @@ import typer
 
 from .errors import FlowercamError
 from .preprocess import find_images
-from .runtime import MAX_DEFAULT_THREADS, RuntimeMissing
+from .runtime import MAX_DEFAULT_THREADS, RuntimeMissing, cores
 from .sidecar import ModelError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -142,7 +142,11 @@ def evaluate(
             report = run_evaluation(classifier, folder, lambda n: progress.advance(task, n), include_training)
     except FileNotFoundError as err:
         raise fail(str(err)) from None
+    for row in report["errors"]:  # every photo found gets a row: these could not be classified
+        typer.echo(f"flowercam: {row['path']}: {row['error']}", err=True)
     typer.echo(json.dumps(report) if as_json else format_report(report))
+    if report["errors"]:
+        raise typer.Exit(1)
 
 
 def _stderr_console():
@@ -376,6 +380,8 @@ def daemon(
         from .sources import redact
 
         typer.echo(f"{config}: ok (model {classifier.model.name}, source {redact(cfg.source.uri)})")
+        if cfg.model.threads > cores():
+            typer.echo(f"note: model.threads = {cfg.model.threads} is capped at this machine's {cores()} cores")
         peers = network_peers(cfg)
         if peers:
             typer.echo(f"note: flowercam.service reaches only loopback; allow {', '.join(peers)} in a drop-in "
@@ -387,7 +393,9 @@ def daemon(
         raise fail(f"events.file: {err}") from None
     try:
         raise typer.Exit(Daemon(cfg, classifier, events, signals=signals, config_path=config).run())
-    except OSError as err:  # e.g. the HTTP port is taken
+    except FlowercamError as err:  # e.g. the HTTP port is taken: a setting to change, not to retry
+        raise fail(str(err)) from None
+    except OSError as err:
         raise fail(str(err), 1) from None
     finally:
         events.close()

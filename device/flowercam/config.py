@@ -143,10 +143,31 @@ def parse_bind(bind: str, allow_remote: bool = False) -> tuple[str, int]:
     return host, int(port)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB; more is not one
+
+
+def _read_bounded(path: Path) -> str:
+    """The text of a regular file of at most MAX_CONFIG_BYTES (never a device, FIFO or socket: /dev/zero or a
+    pipe would never end)."""
+    import os
+    import stat
+
+    mode = os.stat(path).st_mode  # FileNotFoundError, PermissionError: the caller's
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{path} is not a regular file (a device, pipe or socket): expected a TOML config file")
+    with open(path, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 10} kB, not a config file")
+    return data.decode("utf-8")
+
+
 def load_config(path: str | Path) -> Config:
     """Read and check a TOML config file."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_bounded(Path(path)))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except IsADirectoryError:

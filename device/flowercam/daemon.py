@@ -24,7 +24,7 @@ from .pacing import Pacer
 from .resources import peak_rss_mb
 from .review import Review, read_token
 from .smoothing import Smoother
-from .sources import SourceError, open_source, redact
+from .sources import SourceError, open_source, redact, scrub
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Daemon:
         return self.signals.stopping
 
     def run(self) -> int:
-        server = None
+        server, started = None, False
         try:
             if self.stopping:  # stopped while starting up
                 return 0
@@ -110,17 +110,18 @@ class Daemon:
                 self.review = start_review(self.config)
             owner = None if self.review is None else Owner(self.review, lambda: list(self.classifier.labels),
                                                            self._learn)
-            server = serve(*parse_bind(self.config.http.bind, self.config.http.allow_remote), self.metrics,
-                           time.monotonic, owner) if self.config.http.bind else None
+            server = self._serve(owner) if self.config.http.bind else None
             if self.config.mqtt.host:
                 from .mqtt import MqttPublisher
 
                 self.mqtt = MqttPublisher(self.config.mqtt, self.classifier.model.name)
             self.events.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
                              source=self.uri)
+            started = True
             backoff = self.config.source.reconnect_initial_s
             while not self.stopping:
                 delivered, ended, error, live = self._run_source()
+                error = scrub(error, self.config.source.uri)  # a capture library may quote the URL it was given
                 if self.stopping:
                     break
                 if self._reopen:  # a reload changed the source
@@ -152,7 +153,8 @@ class Daemon:
         finally:
             self.notifier.send("STOPPING=1")
             mqtt = {"mqtt": self.mqtt.close()} if self.mqtt is not None else {}
-            self.events.emit("stop", frames=self.metrics.frames, inferences=self.metrics.inferences, **mqtt)
+            if started:  # a start that failed (e.g. the port taken) logged no start: no stop either
+                self.events.emit("stop", frames=self.metrics.frames, inferences=self.metrics.inferences, **mqtt)
             if server is not None:
                 server.shutdown()
         return 0
@@ -194,6 +196,15 @@ class Daemon:
         self.notifier.send("READY=1")
         self._status()
         return True
+
+    def _serve(self, owner):
+        """The HTTP endpoints on ``[http] bind``; a bind that fails names the setting."""
+        bind = self.config.http.bind
+        try:
+            return serve(*parse_bind(bind, self.config.http.allow_remote), self.metrics, time.monotonic, owner)
+        except OSError as err:
+            raise ConfigError(f"http.bind = {bind!r}: {err.strerror or err} (another program on that port? "
+                              "choose another port)") from None
 
     def _learn(self) -> bool:
         """Learn from the review's garden (the owner pressed the button), then reload to apply the adapter."""

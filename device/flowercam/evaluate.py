@@ -88,21 +88,22 @@ def evaluate(classifier, root: Path, advance: Callable[[int], None] = lambda n: 
     if not folders:
         raise FileNotFoundError(f"no class folders in {root} (expected {root}/<class name>/*.jpg)")
     trained_on = frozenset(() if include_training else classifier.sidecar.trained_on)
-    tallies, left_out = [], 0
+    tallies, left_out, errors = [], 0, []
     for folder in folders:
         tally = FolderTally(folder.name, folder_class(folder.name, classifier.labels))
         photos, seen = unseen(find_images([folder]), trained_on)
         left_out += seen
         advance(seen)
-        for _, result in classifier.classify_many(photos, k=3):
+        for path, result in classifier.classify_many(photos, k=3):
             if isinstance(result, Exception):
                 tally.failed += 1
+                errors.append({"path": str(path), "error": str(result)})
             else:
                 tally.add(result)
             advance(1)
         tallies.append(tally)
     return {"model": str(classifier.model), "crops": classifier.crops, "folders": [t.to_dict() for t in tallies],
-            "overall": overall(tallies), "left_out_training_photos": left_out}
+            "overall": overall(tallies), "left_out_training_photos": left_out, "errors": errors}
 
 
 def _rate(tallies: Iterable[FolderTally], attr: str) -> float | None:

@@ -6,6 +6,7 @@ disagree. numpy and Pillow only: no TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -131,10 +132,16 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
     path = Path(path)
     try:
         if path.exists() and not path.is_file():  # a FIFO would block open() forever; a device, a socket...
-            raise ImageError("is a directory" if path.is_dir() else "not a regular file")
-        with warnings.catch_warnings():
+            if path.is_dir():
+                raise ImageError("is a directory" if os.access(path, os.R_OK | os.X_OK) else
+                                 "a folder that cannot be read (permission denied)")
+            raise ImageError("not a regular file (a FIFO, socket or device)")
+        if path.is_symlink() and not path.exists():
+            raise ImageError("a broken link (its target does not exist, or the links loop)")
+        with warnings.catch_warnings(record=True) as said:  # a library's warnings go into the error, not stderr
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with _warnings_kept(said), Image.open(path) as image:
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise ImageError(f"{width}x{height} pixels exceeds the limit of {MAX_PIXELS:,} "
@@ -164,6 +171,18 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
         raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
 
 
+@contextlib.contextmanager
+def _warnings_kept(said: list):
+    """On a failure inside, the library's warnings are added to the error's message."""
+    try:
+        yield
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+        if said:
+            notes = "; ".join(dict.fromkeys(_one_line(w.message) for w in said))[:200]
+            err.args = (f"{_one_line(err)}; the library said: {notes}",)
+        raise
+
+
 def _unidentified(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(16)
@@ -186,17 +205,23 @@ def image_suffixes() -> frozenset[str]:
 
 
 def find_images(paths: list[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively) into image files, sorted within each folder.
+    """Expand files and folders (recursively) into the photos to classify, sorted within each folder.
 
-    In folders, every file whose ending is a format Pillow reads is kept. Files named explicitly
-    are kept whatever their suffix, so that a wrong file gets a clear error instead of being
-    silently skipped.
+    In folders, every entry whose ending is a format Pillow reads is kept, whatever it is (a FIFO, a socket,
+    a broken link or a folder named ``x.jpg`` is kept so that it gets its error row, never skipped without a
+    word), and so is every sub-folder that cannot be read. Files named explicitly are kept whatever their
+    suffix, so that a wrong file gets a clear error instead of being silently skipped.
     """
     suffixes = image_suffixes()
     found: list[Path] = []
     for entry in map(Path, paths):
-        if entry.is_dir():
-            found.extend(sorted(p for p in entry.rglob("*") if p.suffix.lower() in suffixes and p.is_file()))
-        else:
+        if not entry.is_dir():
             found.append(entry)
+            continue
+        unreadable: list[Path] = []
+        for folder, dirs, files in os.walk(entry, onerror=lambda err: unreadable.append(Path(err.filename))):
+            dirs.sort()
+            names = files + [d for d in dirs if Path(d).suffix.lower() in suffixes]  # a folder named x.jpg
+            found.extend(Path(folder) / n for n in sorted(names) if Path(n).suffix.lower() in suffixes)
+        found.extend(unreadable)
     return found

@@ -6,19 +6,43 @@ read through OpenCV. Each source is a context manager yielding RGB frames.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .base import FrameSource, SourceError
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "file")
 
 
+def _userinfo(uri: str) -> str:
+    """The credentials part of ``uri`` (between ``://`` and its last ``@``), taken as a camera library takes it
+    whatever characters the password holds (``#``, ``/``, ``?`` unencoded); "" when there is none."""
+    if "://" not in uri or "@" not in uri.split("://", 1)[1]:
+        return ""
+    rest = uri.split("://", 1)[1]
+    return rest[:rest.rindex("@")]
+
+
 def redact(uri: str) -> str:
     """``uri`` with any user name and password replaced by ``***``, for logs, events and the HTTP API."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
+    userinfo = _userinfo(uri)
+    if not userinfo:
         return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    scheme, rest = uri.split("://", 1)
+    return f"{scheme}://***@{rest[len(userinfo) + 1:]}"
+
+
+def scrub(text: str, uri: str) -> str:
+    """``text`` (e.g. a capture library's error message) with the credentials of ``uri`` removed, encoded or
+    not."""
+    from urllib.parse import quote, unquote
+
+    userinfo = _userinfo(uri)
+    if not userinfo:
+        return text
+    for secret in {userinfo, unquote(userinfo), quote(userinfo, safe=":"), *userinfo.split(":", 1)[1:]}:
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
 
 
 def check_uri(uri: str) -> None:

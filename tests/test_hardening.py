@@ -1,0 +1,94 @@
+"""What the fault campaign found: credentials with awkward characters, configs that are devices or pipes, a
+status port already taken, files and folders of every odd kind. Real files, FIFOs, links and sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from flowercam.sources import redact, scrub
+from tests.helpers import daemon_config, events_of, flower_like, free_port, run_cli, start_daemon
+
+PASSWORDS = ["Sup3r#S3cretPW", "a/b/c", "what?now", "p@ss@word", "colon:inside", "%41%42encoded", "sp ace",
+             "ünïcödé", "x"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_credentials_never_show_whatever_the_password_holds(password):
+    uri = f"http://camuser:{password}@127.0.0.1:8554/stream.mjpg"
+    shown = redact(uri)
+    assert password not in shown and "camuser" not in shown and shown.endswith("@127.0.0.1:8554/stream.mjpg")
+    assert password not in scrub(f"cv2 could not open {uri} (401)", uri) or len(password) < 3
+
+
+def test_check_config_and_events_never_show_a_password_with_a_hash(tmp_path, tiny_model):
+    uri = f"http://camuser:Sup3r#S3cretPW@127.0.0.1:{free_port()}/stream.mjpg"
+    config = daemon_config(tmp_path, tiny_model, uri, source={"reconnect_initial_s": 0.1})
+    done = run_cli("daemon", "--config", str(config), "--check-config")
+    assert done.returncode == 0 and "S3cretPW" not in done.stdout + done.stderr and "***@" in done.stdout
+    proc = start_daemon(config)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    text = out + err + (tmp_path / "events.jsonl").read_text()
+    assert "S3cretPW" not in text and "Sup3r" not in text, text[-2000:]
+    assert any(e["event"] == "source" and e.get("state") == "retry" for e in events_of(tmp_path / "events.jsonl"))
+
+
+def test_a_config_that_is_a_device_or_a_pipe_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        started = time.monotonic()
+        done = run_cli("daemon", "--config", path, "--check-config")
+        assert done.returncode == 2 and "not a regular file" in done.stderr and time.monotonic() - started < 30
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (2 << 20))
+    done = run_cli("daemon", "--config", str(big), "--check-config")
+    assert done.returncode == 2 and "not a config file" in done.stderr
+
+
+def test_a_status_port_already_taken_names_the_setting_and_logs_no_stop_without_start(tmp_path, tiny_model, video):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = daemon_config(tmp_path, tiny_model, video, http={"bind": f"127.0.0.1:{port}"})
+        proc = start_daemon(config)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert f"http.bind = '127.0.0.1:{port}'" in err and len(err.strip().splitlines()[-1:]) == 1
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert not any(e["event"] == "stop" for e in events) or any(e["event"] == "start" for e in events)
+    done = run_cli("daemon", "--config", str(daemon_config(tmp_path, tiny_model, video, model={"threads": 64})),
+                   "--check-config")
+    assert done.returncode == 0 and "capped at this machine's" in done.stdout
+
+
+def test_every_photo_found_gets_a_row_and_the_exit_code_says_if_any_failed(tmp_path, tiny_model):
+    root = tmp_path / "photos"
+    (root / "roses").mkdir(parents=True)
+    flower_like().save(root / "roses" / "good.jpg")
+    flower_like(seed=1).save(root / "-dash.jpg")
+    os.mkfifo(root / "roses" / "pipe.jpg")
+    (root / "roses" / "dangling.jpg").symlink_to(root / "nowhere.jpg")
+    (root / "roses" / "loop.jpg").symlink_to(root / "roses" / "loop.jpg")
+    (root / "folder.jpg").mkdir()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(root / "roses" / "sock.jpg"))
+    done = run_cli("classify", "--model", str(tiny_model), "--json", str(root))
+    server.close()
+    rows = {os.path.basename(json.loads(line)["path"]): json.loads(line) for line in done.stdout.splitlines()}
+    assert done.returncode == 1, done.stderr
+    assert set(rows) == {"good.jpg", "-dash.jpg", "pipe.jpg", "dangling.jpg", "loop.jpg", "folder.jpg", "sock.jpg"}
+    assert "label" in rows["good.jpg"] and "label" in rows["-dash.jpg"]
+    for name in ("pipe.jpg", "dangling.jpg", "loop.jpg", "folder.jpg", "sock.jpg"):
+        assert rows[name]["error"], name
+    assert "Traceback" not in done.stderr
+    done = run_cli("evaluate", "--model", str(tiny_model), str(root))
+    assert done.returncode == 1 and "pipe.jpg: not a regular file" in done.stderr and "Traceback" not in done.stderr
