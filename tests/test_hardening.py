@@ -10,8 +10,8 @@ import socket
 import time
 
 import pytest
-
 from flowercam.sources import redact, scrub
+
 from tests.helpers import daemon_config, events_of, flower_like, free_port, run_cli, start_daemon
 
 PASSWORDS = ["Sup3r#S3cretPW", "a/b/c", "what?now", "p@ss@word", "colon:inside", "%41%42encoded", "sp ace",
