@@ -92,3 +92,59 @@ def test_every_photo_found_gets_a_row_and_the_exit_code_says_if_any_failed(tmp_p
     assert "Traceback" not in done.stderr
     done = run_cli("evaluate", "--model", str(tiny_model), str(root))
     assert done.returncode == 1 and "pipe.jpg: not a regular file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_slow_clients_are_cut_and_metrics_stay_answerable(tmp_path, tiny_model, video):
+    """32 clients sending one byte a second (slow loris): each is cut by the whole-request deadline, never
+    served, and /metrics and /healthz answer quickly all along."""
+    import threading
+    import urllib.request
+
+    from flowercam.http import MAX_CONNECTIONS, REQUEST_DEADLINE_S
+
+    port = free_port()
+    proc = start_daemon(daemon_config(tmp_path, tiny_model, video, http={"bind": f"127.0.0.1:{port}"}))
+    outcomes: list = []
+
+    def slow_client() -> None:
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            got = b""
+            try:
+                for byte in b"GET /latest HTTP/1.0\r\nHost: x\r\n\r\n":
+                    conn.sendall(bytes([byte]))
+                    time.sleep(1.0)
+                got = conn.recv(100)
+            except OSError:
+                pass
+        outcomes.append((time.monotonic() - start, got))
+
+    def answer(path: str) -> float:
+        start = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            assert response.status in (200, 503)
+        return time.monotonic() - start
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                answer("/metrics")
+                break
+            except OSError:
+                time.sleep(0.2)
+        clients = [threading.Thread(target=slow_client) for _ in range(MAX_CONNECTIONS)]
+        for c in clients:
+            c.start()
+        time.sleep(2)
+        latencies = [answer(p) for _ in range(6) for p in ("/metrics", "/healthz")]
+        for c in clients:
+            c.join(timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert max(latencies) < 3.0, latencies
+    assert len(outcomes) == MAX_CONNECTIONS
+    assert all(b"200" not in got for _, got in outcomes)  # none got a page
+    assert max(t for t, _ in outcomes) < REQUEST_DEADLINE_S + 8
+    assert proc.returncode == 0 and "Traceback" not in err

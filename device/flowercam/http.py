@@ -6,6 +6,7 @@ token in the ``X-Flowercam-Token`` header."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -135,13 +136,17 @@ class Metrics:
 
 MAX_BODY = 4096  # bytes: a label is a short JSON object
 TOKEN_HEADER = "X-Flowercam-Token"
-REQUEST_TIMEOUT_S = 5.0  # a client that sends nothing (or too slowly) is dropped after this
-MAX_CONNECTIONS = 32  # open connections beyond this are closed at once
+REQUEST_TIMEOUT_S = 5.0  # a client that sends nothing for this long is dropped ...
+REQUEST_DEADLINE_S = 10.0  # ... and one that has not sent its whole request after this (one byte a second)
+MAX_CONNECTIONS = 32  # open connections at most; a new one past this pushes out the slowest still sending
 
 
 class _Server(ThreadingHTTPServer):
-    """One thread per connection, at most :data:`MAX_CONNECTIONS` of them; client errors (a client that
-    disconnects mid-request) are not the daemon's: no traceback in the journal."""
+    """One thread per connection, at most :data:`MAX_CONNECTIONS` of them. A connection that has not sent its
+    whole request within :data:`REQUEST_DEADLINE_S` is closed, and when all slots are taken a new connection
+    closes the one that has been sending its request longest, so slow clients never make ``/healthz`` or
+    ``/metrics`` unanswerable. Client errors (a client that disconnects mid-request) are not the daemon's: no
+    traceback in the journal."""
 
     daemon_threads = True
     block_on_close = False
@@ -150,23 +155,58 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._sending: dict = {}  # connection -> when it connected, while its request is still coming in
+        self._lock = threading.Lock()
         super().__init__(address, handler)
+
+    def sending(self, request, done: bool = False) -> None:
+        """Note that a connection's request is still coming in (or, ``done``, that it has all arrived)."""
+        with self._lock:
+            if done:
+                self._sending.pop(request, None)
+            else:
+                self._sending[request] = time.monotonic()
+
+    def _push_out_slowest(self) -> None:
+        with self._lock:
+            if not self._sending:
+                return
+            slowest = min(self._sending, key=self._sending.get)
+            self._sending.pop(slowest)
+        with contextlib.suppress(OSError):
+            slowest.shutdown(socket.SHUT_RDWR)
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
+            self._push_out_slowest()
+            if not self._slots.acquire(timeout=1.0):
+                self.shutdown_request(request)
+                return
+        self.sending(request)
         try:
             super().process_request(request, client_address)
         except BaseException:
+            self.sending(request, done=True)
             self._slots.release()
             raise
 
     def process_request_thread(self, request, client_address) -> None:
+        deadline = threading.Timer(REQUEST_DEADLINE_S, self._cut, (request,))
+        deadline.daemon = True
+        deadline.start()
         try:
             super().process_request_thread(request, client_address)
         finally:
+            deadline.cancel()
+            self.sending(request, done=True)
             self._slots.release()
+
+    def _cut(self, request) -> None:
+        with self._lock:
+            still_sending = request in self._sending
+        if still_sending:
+            with contextlib.suppress(OSError):
+                request.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request, client_address) -> None:
         pass  # a broken or slow client: nothing to report
@@ -187,6 +227,12 @@ def serve(host: str, port: int, metrics: Metrics, clock, owner: Owner | None = N
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_TIMEOUT_S
 
+        def parse_request(self) -> bool:  # the request line and headers are in: no longer a slow sender
+            ok = super().parse_request()
+            if self.command != "POST":
+                self.server.sending(self.request, done=True)
+            return ok
+
         def do_POST(self) -> None:  # noqa: N802
             path = self.path.split("?")[0]
             if owner is None or not (path == "/learn" or path.startswith("/review/")):
@@ -197,6 +243,7 @@ def serve(host: str, port: int, metrics: Metrics, clock, owner: Owner | None = N
                 self._send(413, "body too large\n", "text/plain")
                 return
             body = self.rfile.read(int(length))
+            self.server.sending(self.request, done=True)
             if not owner.review.authorised(self.headers.get(TOKEN_HEADER)):
                 self._json(403, {"error": f"no or wrong token (the {TOKEN_HEADER} header)"})
                 return

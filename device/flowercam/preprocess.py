@@ -219,7 +219,7 @@ def find_images(paths: list[str | Path]) -> list[Path]:
             found.append(entry)
             continue
         unreadable: list[Path] = []
-        for folder, dirs, files in os.walk(entry, onerror=lambda err: unreadable.append(Path(err.filename))):
+        for folder, dirs, files in os.walk(entry, onerror=lambda err, seen=unreadable: seen.append(Path(err.filename))):
             dirs.sort()
             names = files + [d for d in dirs if Path(d).suffix.lower() in suffixes]  # a folder named x.jpg
             found.extend(Path(folder) / n for n in sorted(names) if Path(n).suffix.lower() in suffixes)
