@@ -148,3 +148,98 @@ def test_slow_clients_are_cut_and_metrics_stay_answerable(tmp_path, tiny_model, 
     assert all(b"200" not in got for _, got in outcomes)  # none got a page
     assert max(t for t, _ in outcomes) < REQUEST_DEADLINE_S + 8
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def _video_with_a_bad_frame(path, frames: int = 60, bad: int = 10, size=(64, 48)):
+    """An MJPG clip whose frame ``bad`` is random bytes (the container intact), as a damaged file or stream."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, size)
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        writer.write(np.full((size[1], size[0], 3), (i * 4) % 255, np.uint8)
+                     + rng.integers(0, 20, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    data[starts[bad]:starts[bad + 1] - 8] = rng.integers(0, 256, starts[bad + 1] - 8 - starts[bad],
+                                                        dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_one_undecodable_frame_is_skipped_and_counted(tmp_path, tiny_model):
+    from flowercam.sources import open_source
+
+    clip = _video_with_a_bad_frame(tmp_path / "bad.avi")
+    with open_source(str(clip)) as source:
+        frames = 0
+        while source.read() is not None:
+            frames += 1
+    assert frames >= 57 and source.bad_frames >= 1  # the whole clip, not 10 frames then "ended"
+    done = run_cli("watch", "-s", str(clip), "-m", str(tiny_model), "--fps", "120", "--json")
+    assert done.returncode == 0 and len(done.stdout.splitlines()) >= 57 and "mjpeg" not in done.stderr
+    port = free_port()
+    config = daemon_config(tmp_path, tiny_model, clip, source={"loop": False, "fps": 120},
+                           http={"bind": f"127.0.0.1:{port}"})
+    proc = start_daemon(config)
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(e.get("state") == "ended" for e in _events(tmp_path)):
+        time.sleep(0.2)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    events = _events(tmp_path)
+    assert any(e.get("state") == "ended" for e in events)
+    assert not any(e.get("state") == "retry" for e in events)  # no reconnect for a bad frame
+    assert "flowercam_frames_bad_total 1" in metrics
+
+
+def _events(tmp_path):
+    path = tmp_path / "events.jsonl"
+    return events_of(path) if path.exists() else []
+
+
+def test_a_file_uri_is_paced_like_a_file(tmp_path, video):
+    from flowercam.sources import open_source
+
+    assert not open_source(f"file://{video}").live and open_source("rtsp://cam/x").live
+
+
+def test_huge_frames_and_photos_are_shrunk_at_once(tmp_path, tiny_model):
+    """A 6000x6000 video frame is shrunk as it is captured; a 9000x9000 PNG is reduced right after decoding:
+    peak memory is the decode itself (Pillow: 4 bytes a pixel), not several copies."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from flowercam.sources import open_source
+    from flowercam.sources.opencv import MAX_SIDE
+
+    clip = tmp_path / "huge.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (6000, 6000))
+    for _ in range(2):
+        writer.write(np.full((6000, 6000, 3), 90, np.uint8))
+    writer.release()
+    with open_source(str(clip)) as source:
+        frame = source.read()
+    assert frame.shape == (MAX_SIDE, MAX_SIDE, 3)
+    side = 9000
+    Image.new("RGB", (side, side), (200, 40, 90)).save(tmp_path / "huge.png", compress_level=1)
+    done = subprocess.run([sys.executable, "-c", (
+        "from flowercam.classifier import Classifier\n"
+        f"r = Classifier({str(tiny_model)!r}).classify({str(tmp_path / 'huge.png')!r})\n"
+        "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024)")],
+        capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stderr
+    peak_mb = float(done.stdout.split()[-1])
+    decode_mb = side * side * 4 / 2**20  # what Pillow's decoder itself needs
+    assert peak_mb < decode_mb + 250, (peak_mb, decode_mb)  # VmHWM: this process's own peak (not the fork's)

@@ -234,7 +234,7 @@ class Daemon:
         source = self._open()
         if isinstance(source, str):
             return False, False, source, True
-        delivered, ended, error = False, False, ""
+        delivered, ended, error, seen_bad = False, False, "", 0
         self.metrics.source_state = "connected"
         with self.metrics.lock:
             self.metrics.outage_since = None
@@ -254,6 +254,11 @@ class Daemon:
                     error = f"{type(err).__name__}: {err}"
                     break
                 capture_ms = (time.monotonic() - t0) * 1e3
+                if source.bad_frames > seen_bad:  # undecodable frames skipped: counted, not a reconnect
+                    with self.metrics.lock:
+                        self.metrics.bad_frames += source.bad_frames - seen_bad
+                    self._window["bad"] = self._window.get("bad", 0) + source.bad_frames - seen_bad
+                    seen_bad = source.bad_frames
                 if frame is None:
                     ended = True
                     break
@@ -354,6 +359,7 @@ class Daemon:
         self.events.emit("heartbeat", fps=round(w["frames"] / elapsed, 2),
                          mean_inference_ms=round(w["inference_ms"] / max(w["frames"], 1), 2),
                          peak_rss_mb=round(peak_rss_mb(), 1), frames_dropped=w["dropped"],
+                         frames_bad=w.get("bad", 0),
                          reconnects=self.metrics.reconnects, source=self.metrics.source_state,
                          **({"outage_s": round(outage, 1), "label": None} if outage is not None
                             else {"label": self.metrics.label}))

@@ -44,7 +44,7 @@ class Metrics:
     def __init__(self, stall_s: float) -> None:
         self.lock = threading.Lock()
         self.stall_s = stall_s
-        self.frames = self.inferences = self.reconnects = self.dropped = 0
+        self.frames = self.inferences = self.reconnects = self.dropped = self.bad_frames = 0
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
         self.latency_sum_ms = 0.0
         self.last_frame_at = 0.0
@@ -116,6 +116,7 @@ class Metrics:
                 "# TYPE flowercam_source_outage_seconds gauge", f"flowercam_source_outage_seconds {outage or 0:.1f}",
                 "# TYPE flowercam_frames_total counter", f"flowercam_frames_total {self.frames}",
                 "# TYPE flowercam_frames_dropped_total counter", f"flowercam_frames_dropped_total {self.dropped}",
+                "# TYPE flowercam_frames_bad_total counter", f"flowercam_frames_bad_total {self.bad_frames}",
                 "# TYPE flowercam_inferences_total counter", f"flowercam_inferences_total {self.inferences}",
                 "# TYPE flowercam_source_reconnects_total counter",
                 f"flowercam_source_reconnects_total {self.reconnects}",

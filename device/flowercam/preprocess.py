@@ -20,6 +20,7 @@ from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import FlowercamError
 
+MAX_WORKING_SIDE = 2048  # px: a decoded photo larger than this is reduced at once (peak memory: its decode only)
 MAX_PIXELS = 120_000_000  # larger than any camera photo (108 MP phones); beyond: a decompression bomb
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own default (89 M) would refuse 90-120 MP camera photos first
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -149,6 +150,7 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
                 if spec is not None and image.format == "JPEG":
                     image.draft(None, spec.draft_size(width, height))
                 image.load()
+                image = _bounded(image)
                 image = ImageOps.exif_transpose(image) or image
                 return to_rgb(image)
     except ImageError:
@@ -169,6 +171,18 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
         raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
     except (SyntaxError, ValueError, EOFError, struct.error) as err:
         raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
+
+
+def _bounded(image: Image.Image) -> Image.Image:
+    """A decoded photo reduced (box filter, a whole factor) to at most MAX_WORKING_SIDE on its long side, before
+    any copy of it is made: the model reads a few hundred pixels."""
+    factor = math.ceil(max(image.size) / MAX_WORKING_SIDE)
+    if factor <= 1:
+        return image
+    try:
+        return image.reduce(factor)
+    except ValueError:  # a mode reduce() does not take (palette, 1-bit, CMYK...)
+        return image.convert("RGBA" if "transparency" in image.info or "A" in image.mode else "RGB").reduce(factor)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ class FrameSource(ABC):
 
     name: str = "source"
     live: bool = True  # a camera or stream (frames keep coming) rather than a file read at our pace
+    bad_frames: int = 0  # undecodable frames skipped so far
 
     @abstractmethod
     def open(self) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
 from .base import FrameSource, SourceError
 
 STREAM_TIMEOUT_S = 5.0  # a stream URL that accepts and never answers fails after this, well within WatchdogSec
+MAX_SIDE = 2048  # px: a larger frame is shrunk as it is captured (the model reads 288 px; memory stays bounded)
+MAX_BAD_IN_A_ROW = 25  # undecodable frames in a row after which the source counts as gone (or a file as ended)
 
 
 class OpenCVSource(FrameSource):
@@ -19,11 +22,14 @@ class OpenCVSource(FrameSource):
         from . import redact
 
         self.name = f"opencv:{target}" if isinstance(target, int) else redact(str(target))
-        self.live = isinstance(target, int) or "://" in str(target)
+        # a camera or a stream is live (frames in between are dropped); a file, also as file://, is paced
+        self.live = isinstance(target, int) or ("://" in str(target) and not str(target).startswith("file://"))
         self._capture = None
+        self.bad_frames = 0  # frames that could not be decoded and were skipped
 
     def open(self) -> None:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # our own one-line errors, not OpenCV's warnings
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # nor FFmpeg's (a bad frame is counted instead)
         try:
             import cv2
         except ImportError:
@@ -42,10 +48,29 @@ class OpenCVSource(FrameSource):
     def read(self) -> np.ndarray | None:
         if self._capture is None:
             raise SourceError(f"{self.name} is not open")
-        ok, frame = self._capture.read()
-        if not ok or frame is None:
-            return None
-        return np.ascontiguousarray(frame[..., ::-1])  # BGR -> RGB
+        import cv2
+
+        first_failure = None
+        for _ in range(MAX_BAD_IN_A_ROW):
+            ok, frame = self._capture.read()
+            if ok and frame is not None:
+                if max(frame.shape[:2]) > MAX_SIDE:
+                    scale = MAX_SIDE / max(frame.shape[:2])
+                    size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+                    frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            if not self._bad_frame(cv2, first_failure := first_failure or time.monotonic()):
+                return None
+            self.bad_frames += 1
+        return None
+
+    def _bad_frame(self, cv2, since: float) -> bool:
+        """Whether a failed read was one undecodable frame to skip (rather than the end or a lost source): in a
+        file, a frame before the last; in a stream, failures that come fast (a lost stream fails by timeout)."""
+        if not self.live:
+            count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT)
+            return 0 < self._capture.get(cv2.CAP_PROP_POS_FRAMES) < count - 1
+        return isinstance(self.target, str) and time.monotonic() - since < STREAM_TIMEOUT_S / 2
 
     def close(self) -> None:
         if self._capture is not None:
