@@ -218,10 +218,9 @@ def test_huge_frames_and_photos_are_shrunk_at_once(tmp_path, tiny_model):
 
     import cv2
     import numpy as np
-    from PIL import Image
-
     from flowercam.sources import open_source
     from flowercam.sources.opencv import MAX_SIDE
+    from PIL import Image
 
     clip = tmp_path / "huge.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (6000, 6000))
