@@ -24,6 +24,16 @@ install -m 0644 "$repo/README.md" "$prefix/README.md"
 install -d -m 0750 -o root -g flowercam /etc/flowercam
 [ -e /etc/flowercam/flowercam.toml ] || install -m 0640 -o root -g flowercam "$here/flowercam.toml" /etc/flowercam/flowercam.toml
 chown root:flowercam /etc/flowercam/flowercam.toml && chmod 0640 /etc/flowercam/flowercam.toml
+# The MQTT password (sudo FLOWERCAM_MQTT_PASSWORD=... systemd/install.sh): its own file, 0640 root:flowercam, named
+# by [mqtt] password_file; a password file the config already names gets the same owner and mode.
+if [ -n "${FLOWERCAM_MQTT_PASSWORD:-}" ]; then
+  (umask 0177 && printf '%s\n' "$FLOWERCAM_MQTT_PASSWORD" > /etc/flowercam/mqtt.password)
+  chown root:flowercam /etc/flowercam/mqtt.password && chmod 0640 /etc/flowercam/mqtt.password
+  grep -q '^password_file = ""' /etc/flowercam/flowercam.toml && \
+    sed -i 's|^password_file = ""|password_file = "/etc/flowercam/mqtt.password"|' /etc/flowercam/flowercam.toml
+fi
+named=$(sed -n 's/^password_file = "\(.\+\)".*/\1/p' /etc/flowercam/flowercam.toml | head -1)
+if [ -n "$named" ] && [ -f "$named" ]; then chown root:flowercam "$named" && chmod 0640 "$named"; fi
 install -m 0644 "$here/99-coral-edgetpu.rules" /etc/udev/rules.d/99-coral-edgetpu.rules
 udevadm control --reload-rules 2>/dev/null && udevadm trigger 2>/dev/null || true
 install -m 0644 "$here/flowercam.service" /etc/systemd/system/flowercam.service

@@ -77,7 +77,8 @@ class MqttConfig:
     host: str = ""  # the broker; empty: MQTT off (needs the mqtt extra: pip install 'flowercam[mqtt]')
     port: int = 1883
     username: str = ""
-    password_file: str = ""  # a file holding the password (not the password itself: the config is readable)
+    password_file: str = ""  # a file holding the password, 0640 root:flowercam (install.sh writes it): the secret
+    # stays out of the config, which people copy, paste into issues and keep in backups
     tls_ca: str = ""  # a CA certificate file: connect with TLS
     topic_prefix: str = ""  # empty: flowercam/<hostname>
     discovery_prefix: str = "homeassistant"  # Home Assistant's MQTT discovery; empty: no discovery messages
