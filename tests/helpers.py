@@ -119,8 +119,11 @@ def events_of(path: Path) -> list[dict]:
 def wait_for(predicate, timeout: float = 60.0) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except OSError:  # e.g. a daemon not listening yet
+            pass
         time.sleep(0.05)
     return False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -34,8 +35,10 @@ def _folders(root, dataset_dir):
 def test_evaluate_reports_each_folder(tiny_model, dataset_dir, tmp_path):
     ds = _folders(tmp_path / "photos", dataset_dir)
     done = run_cli("evaluate", "--model", str(tiny_model), "--json", str(tmp_path / "photos"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # one unreadable photo: reported, with its row, and exit 1
+    assert "broken.jpg: not an image" in done.stderr
     report = json.loads(done.stdout)
+    assert [os.path.basename(e["path"]) for e in report["errors"]] == ["broken.jpg"]
     folders = {f["folder"]: f for f in report["folders"]}
     assert folders["not_a_flower"]["class"] is None and folders["not_a_flower"]["failed"] == 1
     assert folders["not_a_flower"]["photos"] == 4 and folders["not_a_flower"]["top1"] is None
