@@ -258,6 +258,148 @@ def reload_under_load(tmp: Path, video: Path, times: int = 20) -> dict:
             f"{done} frames classified, {max(0, expected - done)} missed against the cap of {expected}"}
 
 
+def slow_loris(tmp: Path, video: Path, clients: int = 32) -> dict:
+    """32 clients sending one byte a second: /metrics latency meanwhile, and whether any got a page."""
+    run = Run(tmp / "loris", str(video))
+    run.wait_for(lambda: run.get("/healthz")[0] == 200)
+    served, t0 = [], time.monotonic()
+
+    def loris() -> None:
+        with socket.create_connection(("127.0.0.1", run.port)) as conn:
+            try:
+                for byte in b"GET /latest HTTP/1.0\r\n\r\n":
+                    conn.sendall(bytes([byte]))
+                    time.sleep(1.0)
+                served.append(b"200" in conn.recv(100))
+            except OSError:
+                served.append(False)
+
+    threads = [threading.Thread(target=loris) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    times = sorted(run.get(path)[1] for _ in range(10) for path in ("/metrics", "/healthz"))
+    for t in threads:
+        t.join(timeout=60)
+    held = time.monotonic() - t0
+    result = run.stop()
+    return {**result, "recover_s": None,
+            "note": f"{clients} one-byte-a-second clients: /metrics and /healthz p50 "
+                    f"{times[len(times) // 2] * 1e3:.0f} ms, max {times[-1] * 1e3:.0f} ms; {sum(served)} of them "
+                    f"served; all cut within {held:.0f} s"}
+
+
+def bad_frame(tmp: Path, video: Path) -> dict:
+    """A video with one random-bytes frame, looped: frames skipped and counted, no reconnect."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.test_hardening import _video_with_a_bad_frame
+
+    clip = _video_with_a_bad_frame(tmp / "bad.avi", frames=89, bad=10)
+    run = Run(tmp / "badframe", str(clip), source={"fps": 30})
+    time.sleep(12)
+    with urllib.request.urlopen(f"http://127.0.0.1:{run.port}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    bad = next(line.split()[1] for line in metrics.splitlines() if line.startswith("flowercam_frames_bad_total "))
+    retries = run.text().count('"retry"')
+    result = run.stop()
+    return {**result, "recover_s": None,
+            "note": f"one undecodable frame in 89, looped for 12 s: {bad} frames skipped and counted, {retries} "
+                    "reconnects"}
+
+
+def huge_frames(tmp: Path, video: Path) -> dict:
+    """8000×8000 frames: shrunk as captured; peak RSS and the watchdog gap."""
+    import cv2
+    import numpy as np
+
+    clip = tmp / "huge.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 2, (8000, 8000))
+    for i in range(4):
+        writer.write(np.full((8000, 8000, 3), 40 * i, np.uint8))
+    writer.release()
+    run = Run(tmp / "huge", str(clip), source={"fps": 2})
+    time.sleep(15)
+    beats = [json.loads(line) for line in run.text().splitlines() if '"heartbeat"' in line]
+    result = run.stop()
+    peak = max((b["peak_rss_mb"] for b in beats), default=None)
+    return {**result, "recover_s": None,
+            "note": f"8000×8000 MJPG frames for 15 s: peak RSS {peak} MB (frames shrunk to 2048 px as captured)"}
+
+
+def one_shot(folder: Path, config: str, check: bool = False, env: dict | None = None,
+             timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    folder.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "flowercam", "daemon", "--config", config, *(["--check-config"] if check else [])]
+    t0 = time.monotonic()
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return done, time.monotonic() - t0
+
+
+def _refused(done: subprocess.CompletedProcess, seconds: float, note: str) -> dict:
+    lines = done.stderr.strip().splitlines()
+    return {"exit": done.returncode, "stop_s": round(seconds, 2), "watchdog_max_gap_s": None, "corrupted": 0,
+            "stop_event": '"stop"' in done.stdout, "traceback": "Traceback" in done.stderr, "recover_s": None,
+            "note": f"{note}: {lines[-1][:160] if lines else ''} ({len(lines)} line)"}
+
+
+def corrupt_model(tmp: Path, video: Path) -> dict:
+    """A model with one byte changed and its sidecar rewritten to match: the daemon refuses it in one line,
+    exit 2 (systemd does not restart it: RestartPreventExitStatus=2)."""
+    import dataclasses
+
+    from flowercam.sidecar import BUNDLED_MODEL, read_sidecar, sha256_file, write_sidecar
+
+    folder = tmp / "corrupt"
+    folder.mkdir()
+    model = folder / "m.tflite"
+    data = bytearray(BUNDLED_MODEL.read_bytes())
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAsModel(bytes(data), 0)
+    offset = root.Subgraphs(0).Operators(0)._tab.Pos  # an operator table: its fields are indices
+    data[offset + 4] ^= 0x55
+    model.write_bytes(bytes(data))
+    write_sidecar(model, dataclasses.replace(read_sidecar(BUNDLED_MODEL), sha256=sha256_file(model)))
+    config = folder / "flowercam.toml"
+    config.write_text(f'[model]\npath = "{model}"\n[source]\nuri = "{video}"\n')
+    done, seconds = one_shot(folder, str(config))
+    return _refused(done, seconds, "start refused")
+
+
+def secret_in_uri(tmp: Path, video: Path) -> dict:
+    """A stream URL whose password holds # (unencoded): it never shows in events, the journal or stderr."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = Run(tmp / "secret", f"http://camuser:Sup3r#S3cretPW@127.0.0.1:{port}/stream.mjpg")
+    time.sleep(6)
+    run.proc.send_signal(signal.SIGTERM)
+    out, err = run.proc.communicate(timeout=60)
+    leaked = sum(text.count("S3cretPW") + text.count("Sup3r") for text in (out, err, run.text()))
+    run.notify.close()
+    return {"exit": run.proc.returncode, "stop_s": None, "watchdog_max_gap_s": None, "corrupted": 0,
+            "stop_event": '"stop"' in out, "traceback": "Traceback" in err, "recover_s": None,
+            "note": f"password with # in the URL, source retrying for 6 s: {leaked} appearances of it in events, "
+                    "journal and stderr"}
+
+
+def port_taken(tmp: Path, video: Path) -> dict:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        folder = tmp / "port"
+        folder.mkdir()
+        config = folder / "flowercam.toml"
+        config.write_text(f'[source]\nuri = "{video}"\n[http]\nbind = "127.0.0.1:{taken.getsockname()[1]}"\n')
+        done, seconds = one_shot(folder, str(config))
+    return _refused(done, seconds, "start refused, no stop event without a start")
+
+
+def config_device(tmp: Path, video: Path) -> dict:
+    done, seconds = one_shot(tmp / "zero", "/dev/zero", check=True, timeout=30)
+    return _refused(done, seconds, "--check-config /dev/zero")
+
+
 def _inferences(run: Run) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{run.port}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -267,7 +409,11 @@ def _inferences(run: Run) -> int:
 FAULTS = {"stalled stream": stalled_stream, "source lost and back": source_loss, "disk full and back": disk_full,
           "SIGTERM at random times ×20": sigterm_at_random,
           "reload (SIGHUP) ×20 under load": reload_under_load,
-          "slow and aborted HTTP clients": http_clients, "200 idle connections": idle_connections}
+          "slow and aborted HTTP clients": http_clients, "200 idle connections": idle_connections,
+          "32 one-byte-a-second clients": slow_loris, "an undecodable frame in the video": bad_frame,
+          "8000×8000 frames": huge_frames, "corrupted model, sidecar matching": corrupt_model,
+          "a password with # in the stream URL": secret_in_uri, "status port already taken": port_taken,
+          "config file is /dev/zero": config_device}
 
 
 def main(out: Path = Path("bench/results")) -> None:

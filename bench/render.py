@@ -23,6 +23,7 @@ import data_checks  # noqa: E402
 import distributed  # noqa: E402
 import faults  # noqa: E402
 import field  # noqa: E402
+import fuzz_inputs  # noqa: E402
 import latency  # noqa: E402
 import learning  # noqa: E402
 import mqtt_session  # noqa: E402
@@ -39,6 +40,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "field_experiments": field.render_experiments, "clients": clients.render, "own_flowers": own_flowers.render,
     "faults": faults.render, "mqtt": mqtt_session.render, "cache_memory": cache_memory.render,
     "distributed": distributed.render, "learning": learning.render,
+    "fuzz_inputs": fuzz_inputs.render,
 }
 
 
