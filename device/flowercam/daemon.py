@@ -51,6 +51,11 @@ def start_review(config: Config) -> Review:
     return review.start()
 
 
+def _new_window(now: float) -> dict:
+    """The counters of one heartbeat interval."""
+    return {"frames": 0, "inference_ms": 0.0, "dropped": 0, "bad": 0, "since": now}
+
+
 class Signals:
     """SIGTERM/SIGINT request a stop; SIGHUP requests a reload of the config and model (``systemctl reload``).
     Installed first thing, before the model loads, so a stop in the first moments still ends with STOPPING=1
@@ -92,7 +97,7 @@ class Daemon:
         self.metrics = Metrics(stall_s=max(5.0, 3.0 / config.source.fps))
         self._ready = False
         self._last_ping = 0.0
-        self._window = {"frames": 0, "inference_ms": 0.0, "dropped": 0, "since": time.monotonic()}
+        self._window = _new_window(time.monotonic())
         self._next_heartbeat = time.monotonic() + config.events.heartbeat_s
         self.metrics.source_state = "starting"
 
@@ -257,7 +262,7 @@ class Daemon:
                 if source.bad_frames > seen_bad:  # undecodable frames skipped: counted, not a reconnect
                     with self.metrics.lock:
                         self.metrics.bad_frames += source.bad_frames - seen_bad
-                    self._window["bad"] = self._window.get("bad", 0) + source.bad_frames - seen_bad
+                    self._window["bad"] += source.bad_frames - seen_bad
                     seen_bad = source.bad_frames
                 if frame is None:
                     ended = True
@@ -359,14 +364,14 @@ class Daemon:
         self.events.emit("heartbeat", fps=round(w["frames"] / elapsed, 2),
                          mean_inference_ms=round(w["inference_ms"] / max(w["frames"], 1), 2),
                          peak_rss_mb=round(peak_rss_mb(), 1), frames_dropped=w["dropped"],
-                         frames_bad=w.get("bad", 0),
+                         frames_bad=w["bad"],
                          reconnects=self.metrics.reconnects, source=self.metrics.source_state,
                          **({"outage_s": round(outage, 1), "label": None} if outage is not None
                             else {"label": self.metrics.label}))
         self._status(fps=w["frames"] / elapsed)
         if self.mqtt is not None:
             self._publish_state(fps=w["frames"] / elapsed)
-        self._window = {"frames": 0, "inference_ms": 0.0, "dropped": 0, "since": now}
+        self._window = _new_window(now)
         self._next_heartbeat = now + self.config.events.heartbeat_s
 
     def _publish_state(self, fps: float | None = None) -> None:
