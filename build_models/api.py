@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import Flowers102, load_dataset, record_data
+from .data import Flowers102
+from .datasets import load_dataset, record_data
 
 
 def load_data(data: str | Path, run: str | Path | None = None) -> Flowers102:

@@ -152,7 +152,8 @@ def _load_data(data_dir: Path | None, run: Path | None = None, ratios: tuple[flo
                seed: int | None = None):
     """The dataset (Oxford layout or class folders; for class folders, split as ``run`` recorded it). Without
     ``--data``, a run's commands use the data it was trained on (``RUN/data.json``)."""
-    from .data import DatasetError, load_dataset, recorded_data
+    from .data import DatasetError
+    from .datasets import load_dataset, recorded_data
 
     try:
         return load_dataset(data_dir or recorded_data(run), run, ratios, seed)
@@ -227,7 +228,7 @@ def train_cmd(
         typer.echo(f"worker {cluster.worker}: done; worker 0 (the chief) writes the run folder "
                    f"(this worker's shard and checkpoints: {cluster.write_dir(run_dir)})")
         return
-    from .data import record_data
+    from .datasets import record_data
 
     record_data(run_dir, data_dir)
     typer.echo(f"{run_dir}: val top-1 {metrics['val']['accuracy']:.2%}, test top-1 "
@@ -473,10 +474,15 @@ BUILD_PACKAGES = ("tensorflow", "keras", "scipy", "sklearn", "matplotlib", "rich
 
 def main() -> None:
     """Console-script entry point."""
+    from flowercam.errors import FlowercamError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except FlowercamError as err:  # the last net: any of our errors a command did not turn into a line itself
+        typer.echo(f"build-models: error: {err}", err=True)
+        sys.exit(2)
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] in BUILD_PACKAGES:
             typer.echo(f"build-models: error: {err.name} is not installed; build-models needs the [build] extra: "

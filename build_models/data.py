@@ -1,5 +1,5 @@
-"""The Oxford 102 Category Flower Dataset in its official layout, read and validated (and the entry point
-:func:`load_dataset`, which also reads a folder of class folders: :mod:`build_models.folders`).
+"""The Oxford 102 Category Flower Dataset in its official layout, read and validated (the entry point that
+also reads a folder of class folders is :func:`build_models.datasets.load_dataset`).
 
 Layout: ``102flowers.tgz`` (holding ``jpg/``) or the extracted ``jpg/`` folder, plus
 ``imagelabels.mat`` (``labels``: 1×N, classes 1..102) and ``setid.mat`` (``trnid``,
@@ -10,7 +10,6 @@ and an md5 list (``originals.md5``: ``<md5>  image_00001.jpg``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tarfile
 from collections.abc import Callable
@@ -18,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from flowercam.errors import FlowercamError
 
 SPLITS = {"train": "trnid", "val": "valid", "test": "tstid"}
 ENV_VAR = "FLOWERCAM_DATA"
 CACHE_ENV_VAR = "FLOWERCAM_CACHE"
 
 
-class DatasetError(ValueError):
+class DatasetError(FlowercamError, ValueError):
     """The dataset is missing or inconsistent; the message says precisely what is wrong."""
 
 
@@ -64,27 +64,6 @@ class Flowers102:
 
 def image_name(image_id: int) -> str:
     return f"image_{image_id:05d}.jpg"
-
-
-DATA_RECORD = "data.json"  # in a run folder: the data it was trained on
-
-
-def record_data(run: Path, data: str | Path | None) -> None:
-    """Note in the run folder which data it is trained on (the later commands default to it)."""
-    root = resolve_root(data)
-    run.mkdir(parents=True, exist_ok=True)
-    (run / DATA_RECORD).write_text(json.dumps({"data": str(root.resolve())}) + "\n")
-
-
-def recorded_data(run: Path | None) -> Path | None:
-    """The data a run was trained on, if it recorded it and it is still there."""
-    record = run / DATA_RECORD if run is not None else None
-    if record is None or not record.is_file():
-        return None
-    try:
-        return Path(json.loads(record.read_text())["data"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def resolve_root(data: str | Path | None) -> Path:
@@ -184,29 +163,6 @@ def load_flowers102(data: str | Path | None = None) -> Flowers102:
         for name, key in SPLITS.items()
     }
     return Flowers102(root, read_class_names(root, num_classes), **splits)
-
-
-def is_oxford_layout(root: Path) -> bool:
-    """The official layout: ``imagelabels.mat``, ``setid.mat``, ``jpg/`` or ``102flowers.tgz``."""
-    return any((root / name).exists() for name in ("imagelabels.mat", "setid.mat", "jpg", "102flowers.tgz"))
-
-
-def load_dataset(data: str | Path | None = None, run: Path | None = None,
-                 ratios: tuple[float, float, float] | None = None, seed: int | None = None) -> Flowers102:
-    """The Oxford layout, or a folder of class folders (see :mod:`build_models.folders`) split as the run
-    folder ``run`` recorded it, else by ``ratios`` and ``seed``."""
-    root = resolve_root(data)
-    if is_oxford_layout(root):
-        return load_flowers102(root)
-    from dataclasses import replace
-
-    from .folders import DEFAULT_RATIOS, DEFAULT_SEED, SPLIT_FILE, Split, load_class_folders
-
-    recorded = run / SPLIT_FILE if run is not None else None
-    split = Split.from_file(recorded) if recorded is not None and recorded.is_file() else None
-    dataset, split = load_class_folders(root, split, ratios or DEFAULT_RATIOS,
-                                        DEFAULT_SEED if seed is None else seed)
-    return replace(dataset, split_record=split.to_json())
 
 
 def check_split_ids(split_ids: dict[str, np.ndarray], num_images: int) -> list[str]:

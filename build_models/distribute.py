@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from flowercam.errors import FlowercamError
 
 from .console import say
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
-class DistributionError(ValueError):
+class DistributionError(FlowercamError, ValueError):
     """The strategy cannot be set up or used as asked (an unknown name, no TF_CONFIG or a bad one, no cache)."""
 
 

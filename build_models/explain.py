@@ -101,12 +101,6 @@ def lime_panel(image: np.ndarray, explanation, label: int, num_features: int = 5
     return np.uint8(np.clip(panel, 0, 255)), mask
 
 
-def top_superpixel_mask(explanation, label: int) -> np.ndarray:
-    """Boolean (H, W) mask of the superpixel LIME weighs most for ``label``."""
-    segment, _ = max(explanation.local_exp[label], key=lambda item: item[1])
-    return explanation.segments == segment
-
-
 class Embeddings:
     """Pooled backbone features of a set of images, searched by Euclidean (the seed's) or cosine distance."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from flowercam.edgetpu import check_readiness
+from flowercam.errors import FlowercamError
 from flowercam.preprocess import Preprocess
 from flowercam.runtime import make_interpreter
 from flowercam.scores import dequantize, output_roles, softmax
@@ -159,6 +160,10 @@ MIN_VAL_PER_CLASS = 5  # val photos per class below which no temperature or thre
 SIMILARITY_QUANTILE = 0.05  # the default similarity threshold: this share of the val photos falls below it
 
 
+class ExportError(FlowercamError):
+    """An export asked for something its run cannot give (e.g. a temperature fitted on photos it trained on)."""
+
+
 def val_similarity_below(embedder, val_x: np.ndarray, means: np.ndarray) -> float:
     """The similarity threshold from the val photos: the :data:`SIMILARITY_QUANTILE` of their cosine to the nearest
     class mean (so that about 95 % of photos like the owner's are not turned away as unknown)."""
@@ -180,6 +185,9 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
 
     rule = rule or UncertainRule()
     config, model = load_run(run_dir)
+    if config.protocol == "trainval" and temperature is None:  # its val is training data: nothing to fit on
+        raise ExportError(f"{run_dir.name} was trained on val, so its val cannot fit the temperature: give "
+                          "--temperature-from a paper-protocol run (its folder or its exported sidecar)")
     out_dir = out_dir or run_dir / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
     name = name or config.preset
@@ -201,7 +209,9 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
         embedder = embedding_model(model)
         means = class_means(predict_batches(embedder, train_x, description="embedding train"), labels_of(train_s),
                             dataset.num_classes)
-        if rule.similarity_below is None and not small_val:
+        if rule.similarity_below is None and config.protocol == "trainval":
+            warnings.append("the run was trained on val: no similarity threshold unless given (--similarity-below)")
+        elif rule.similarity_below is None and not small_val:
             rule = replace(rule, similarity_below=val_similarity_below(embedder, data["val"][0], means),
                            chosen_on=rule.chosen_on or f"val: {SIMILARITY_QUANTILE:.0%} of its photos fall below")
         model = with_similarity(model, means)
@@ -213,14 +223,15 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
             t, fitted_on = fit_temperature(keras_logits["val"], data["val"][1]), "val (float model)"
         model = with_probabilities(model, t)
     report: dict = {"run": str(run_dir), "preset": config.preset, "protocol": config.protocol, "scores": scores,
-                    "calibration_images": len(calib), "uncertain_rule": asdict(rule), "models": {},
+                    "uncertain_rule": asdict(rule), "models": {},
                     "warnings": warnings, "out": str(out_dir)}
     for split in data:
         report.setdefault("keras", {})[split] = _accuracy(keras_logits[split], data[split][1])
     all_logits = {}
+    representative = representative_dataset(calib, pre)
     for precision in PRECISIONS:
         path = out_dir / f"{name}_{precision}.tflite"
-        path.write_bytes(convert(model, config.size, precision, representative_dataset(calib, pre)))
+        path.write_bytes(convert(model, config.size, precision, representative))
         report.setdefault("size_mb_without_metadata", {})[precision] = round(path.stat().st_size / 1e6, 3)
         embed_metadata(path, dataset.class_names, f"flowercam {name} ({precision})",
                        f"Flower classifier, {len(dataset.class_names)} classes (Oxford 102 Category Flower "
@@ -228,6 +239,9 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
                        "1", scores)
         all_logits[precision] = {s: tflite_logits(path, data[s][0], description=f"{precision} {s}") for s in data}
         report["models"][precision] = _measure(path, all_logits[precision], keras_logits, data)
+    report["calibration_images"] = representative.used  # the photos that calibrated it, not the paths asked for
+    if representative.skipped:
+        warnings.append(f"{representative.skipped} of {len(calib)} calibration photos could not be read")
     int8 = all_logits["int8"]
     if scores == "logits":
         if t is None:
@@ -242,7 +256,7 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
         metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
         metrics.pop("file")
         write_model_sidecar(out_dir / f"{name}_{precision}.tflite", pre, dataset.class_names, precision, t,
-                            config.backbone, run_dir.name, metrics, rule=rule, calibration_images=len(calib),
+                            config.backbone, run_dir.name, metrics, rule=rule, calibration_images=representative.used,
                             output_kind=scores, trained_on=trained_on)
     if edgetpu:
         report["edgetpu_compiler"] = compile_edgetpu(out_dir / f"{name}_int8.tflite")
@@ -254,7 +268,7 @@ def run_temperature(run_dir: Path, dataset: Flowers102) -> float:
     """The temperature fitted on a run's own (held-out) val logits, from its float model."""
     config, model = load_run(run_dir)
     if config.protocol == "trainval":
-        raise ValueError(f"{run_dir} was trained on val: take the temperature from a paper-protocol run")
+        raise ExportError(f"{run_dir} was trained on val: take the temperature from a paper-protocol run")
     logits, labels = run_logits(run_dir, model, dataset, "val", config)
     return fit_temperature(logits, labels)
 
@@ -285,14 +299,6 @@ def _calibration(png: Path, before: np.ndarray, after: np.ndarray, labels: np.nd
     return {"temperature": t, "fitted_on": fitted_on,
             "test_ece_before": expected_calibration_error(before, labels),
             "test_ece_after": expected_calibration_error(after, labels)}
-
-
-def write_tflite(model, path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str,
-                 representative=None, temperature: float = 1.0, backbone: str = "", run: str = "",
-                 metrics: dict | None = None) -> Sidecar:
-    """Convert ``model`` to ``path`` and write its sidecar; returns the sidecar."""
-    path.write_bytes(convert(model, pre.size, precision, representative))
-    return write_model_sidecar(path, pre, labels, precision, temperature, backbone, run, metrics or {})
 
 
 def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str, temperature: float,

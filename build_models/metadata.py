@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from flowercam.errors import FlowercamError
 from flowercam.metadata import LABEL_FILE
 from flowercam.runtime import make_interpreter
 from flowercam.scores import output_roles
@@ -22,7 +23,7 @@ AUTHOR = "flowercam"
 LICENSE = "Apache-2.0 (code); EfficientNet-Lite ImageNet weights Apache-2.0"
 
 
-class MetadataWriterMissing(RuntimeError):
+class MetadataWriterMissing(FlowercamError, RuntimeError):
     """tflite-support's metadata writers cannot be imported."""
 
 

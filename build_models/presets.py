@@ -6,6 +6,12 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from flowercam.errors import FlowercamError
+
+
+class PresetError(FlowercamError, ValueError):
+    """A preset name, setting or preset file that does not hold."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -44,13 +50,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.protocol not in ("paper", "trainval"):
-            raise ValueError(f"protocol={self.protocol!r}, expected 'paper' or 'trainval'")
+            raise PresetError(f"protocol={self.protocol!r}, expected 'paper' or 'trainval'")
         if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer={self.optimizer!r}, expected 'sgd' or 'adam'")
+            raise PresetError(f"optimizer={self.optimizer!r}, expected 'sgd' or 'adam'")
         if self.augment not in ("classic", "field"):
-            raise ValueError(f"augment={self.augment!r}, expected 'classic' or 'field'")
+            raise PresetError(f"augment={self.augment!r}, expected 'classic' or 'field'")
         if self.views < 1:
-            raise ValueError(f"views={self.views}, expected >= 1")
+            raise PresetError(f"views={self.views}, expected >= 1")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -61,7 +67,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+            raise PresetError(f"{path.name}: unknown keys {sorted(unknown)}")
         if data.get("brightness") is not None:
             data["brightness"] = tuple(data["brightness"])
         return cls(**data)
@@ -100,7 +106,7 @@ PRESETS["tiny"] = replace(PRESETS["lite0"], preset="tiny", size=64, views=2, bat
 def get_preset(name: str, **overrides) -> TrainConfig:
     """A preset by name with fields overridden; unknown names list the valid ones."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+        raise PresetError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 

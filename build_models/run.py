@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from flowercam.errors import FlowercamError
 from flowercam.preprocess import Preprocess
 
 from .console import phase
@@ -22,7 +23,7 @@ from .train import evaluation_samples, predict_batches, save_atomically, train
 MODEL_FILE = "model.keras"
 
 
-class RunFolderError(ValueError):
+class RunFolderError(FlowercamError, ValueError):
     """The run folder holds another run."""
 
 

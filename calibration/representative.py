@@ -7,11 +7,16 @@ exactly the device's preprocessing (``flowercam.preprocess``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from flowercam.errors import FlowercamError
 from flowercam.preprocess import ImageError, Preprocess, find_images
+
+
+class CalibrationError(FlowercamError, FileNotFoundError):
+    """The calibration photos asked for are not there."""
 
 
 def balanced_sample(labels: Sequence[int], n: int, seed: int = 0) -> list[int]:
@@ -38,22 +43,32 @@ def representative_paths(paths: Sequence[Path], labels: Sequence[int], n: int, s
     chosen = [Path(paths[i]) for i in balanced_sample(labels, n, seed)]
     if extra_folder is not None:
         if not Path(extra_folder).is_dir():
-            raise FileNotFoundError(f"calibration folder not found: {extra_folder}")
+            raise CalibrationError(f"calibration folder not found: {extra_folder}")
         chosen += find_images([extra_folder])
     return chosen
 
 
-def representative_dataset(files: Sequence[Path], spec: Preprocess) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """A generator factory for ``TFLiteConverter.representative_dataset``.
+class RepresentativeDataset:
+    """A generator factory for ``TFLiteConverter.representative_dataset``: called, it yields
+    ``[(1, size, size, 3) float32 array of raw 0-255 pixels]`` for each readable file, and counts what it used
+    (``used``; ``skipped``: the unreadable files) so that the sidecar states the photos that calibrated the model."""
 
-    Yields ``[(1, size, size, 3) float32 array of raw 0-255 pixels]``; unreadable files are skipped.
-    """
-    def generate() -> Iterator[list[np.ndarray]]:
-        for path in files:
+    def __init__(self, files: Sequence[Path], spec: Preprocess) -> None:
+        self.files, self.spec = list(files), spec
+        self.used = self.skipped = 0
+
+    def __call__(self) -> Iterator[list[np.ndarray]]:
+        self.used = self.skipped = 0
+        for path in self.files:
             try:
-                array = spec(path)
+                array = self.spec(path)
             except ImageError:
+                self.skipped += 1
                 continue
+            self.used += 1
             yield [array[np.newaxis].astype(np.float32)]
 
-    return generate
+
+def representative_dataset(files: Sequence[Path], spec: Preprocess) -> RepresentativeDataset:
+    """The representative dataset of ``files`` through the device's preprocessing ``spec``."""
+    return RepresentativeDataset(files, spec)

@@ -30,7 +30,7 @@ def tiny_model(tmp_path_factory, dataset_dir) -> Path:
     from flowercam.preprocess import Preprocess
 
     from build_models.data import load_flowers102
-    from build_models.export import write_tflite
+    from build_models.export import convert, write_model_sidecar
     from build_models.images import labels_of, load_arrays
     from calibration.representative import representative_dataset
 
@@ -49,8 +49,8 @@ def tiny_model(tmp_path_factory, dataset_dir) -> Path:
     model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=100, verbose=0)
     path = tmp_path_factory.mktemp("model") / "tiny_int8.tflite"
-    write_tflite(model, path, pre, ds.class_names, "int8", representative_dataset([s.path for s in samples], pre),
-                 temperature=1.5, backbone="tiny", run="test")
+    path.write_bytes(convert(model, TINY_SIZE, "int8", representative_dataset([s.path for s in samples], pre)))
+    write_model_sidecar(path, pre, ds.class_names, "int8", 1.5, "tiny", "test", {})
     return path
 
 

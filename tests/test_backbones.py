@@ -14,10 +14,11 @@ from build_models.backbones import BACKBONES, get_backbone
 from build_models.backbones.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, TorchFileError, load_state_dict
 
 
-def _write_legacy(path, tensors: dict[str, np.ndarray]) -> None:
+def _write_legacy(path, tensors: dict[str, np.ndarray], views: dict | None = None) -> None:
     """Write a legacy torch.save file by hand, as torch does (pickle stream + raw storages).
 
-    Stand-in ``torch`` modules exist only while pickling, so globals are written by reference.
+    Stand-in ``torch`` modules exist only while pickling, so globals are written by reference. ``views``: a
+    tensor's (offset, size, stride) as written in its record, whatever its storage holds (a crafted file).
     """
     torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
 
@@ -42,13 +43,14 @@ def _write_legacy(path, tensors: dict[str, np.ndarray]) -> None:
             return None
 
     class Tensor:
-        def __init__(self, key, array):
-            self.key, self.array = key, array
+        def __init__(self, key, array, name):
+            self.key, self.array, self.name = key, array, name
 
         def __reduce__(self):
             strides = tuple(s // 4 for s in self.array.strides)
             storage = StorageRef(self.key, self.array.size)
-            return (_rebuild_tensor_v2, (storage, 0, self.array.shape, strides, False, {}))
+            offset, shape, strides = (views or {}).get(self.name, (0, self.array.shape, strides))
+            return (_rebuild_tensor_v2, (storage, offset, shape, strides, False, {}))
 
     keys = [str(i) for i in range(len(tensors))]
     saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
@@ -57,7 +59,7 @@ def _write_legacy(path, tensors: dict[str, np.ndarray]) -> None:
         with open(path, "wb") as f:
             for header in (MAGIC_NUMBER, PROTOCOL_VERSION, {"little_endian": True}):
                 pickle.dump(header, f, protocol=2)
-            Pickler(f, protocol=2).dump({n: Tensor(k, a) for k, (n, a) in zip(keys, tensors.items())})
+            Pickler(f, protocol=2).dump({n: Tensor(k, a, n) for k, (n, a) in zip(keys, tensors.items())})
             pickle.dump(keys, f, protocol=2)
             for array in tensors.values():
                 f.write(struct.pack("<q", array.size) + np.ascontiguousarray(array, np.float32).tobytes())
@@ -148,13 +150,28 @@ class _RunsCode:
 
 def test_legacy_reader_never_runs_code_from_a_crafted_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for position in range(4):  # the magic, the protocol, the system info, the key list: each record in turn
+    for position in range(5):  # the magic, the protocol, the system info, the state dict, the key list in turn
         records = [0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}, {}, []]
-        records[position if position < 3 else 4] = _RunsCode()
+        records[position] = _RunsCode() if position != 3 else {"conv.weight": _RunsCode()}
         path = tmp_path / f"crafted{position}.pth"
         with open(path, "wb") as f:
             for record in records:
                 pickle.dump(record, f, protocol=2)
         with pytest.raises(TorchFileError, match="refusing to load"):
             load_state_dict(path)
-        assert not (tmp_path / "pwned").exists()
+        assert not (tmp_path / "pwned").exists(), position
+
+
+@pytest.mark.parametrize("offset, size, stride, count", [
+    (0, (4, 4), (4, 1), 15),  # one element past the storage
+    (10, (2, 3), (3, 1), 12),  # an offset that pushes the view out
+    (0, (3,), (-1,), 3),  # a negative stride walks backwards out of the buffer
+    (-2, (2,), (1,), 4),  # a negative offset
+    (0, (2, 2), (1000000, 1), 4),  # a huge stride
+])
+def test_legacy_reader_refuses_tensors_that_reach_past_their_storage(tmp_path, offset, size, stride, count):
+    """A crafted file whose tensor record (offset, size, stride) points outside the bytes that follow: one
+    clear error, never a read past the buffer."""
+    _write_legacy(tmp_path / "w.pth", {"w": np.zeros(count, np.float32)}, views={"w": (offset, size, stride)})
+    with pytest.raises(TorchFileError, match="reaches past|bad offset"):
+        load_state_dict(tmp_path / "w.pth")

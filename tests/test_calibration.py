@@ -21,19 +21,25 @@ def test_balanced_sample_is_balanced_and_seeded():
 
 
 def test_representative_dataset_adds_user_folder_and_uses_device_preprocessing(tmp_path, dataset_dir):
+    from PIL import Image
+
     from build_models.data import load_flowers102
 
     (tmp_path / "camera").mkdir()
-    flower_like().save(tmp_path / "camera" / "frame1.jpg")
+    flower_like(size=(90, 60)).save(tmp_path / "camera" / "frame1.png")
     (tmp_path / "camera" / "broken.jpg").write_bytes(b"nope")
     ds = load_flowers102(dataset_dir)
     files = representative_paths([s.path for s in ds.train], [s.label for s in ds.train], 3,
                                  extra_folder=tmp_path / "camera")
     assert len(files) == 5
-    pre = Preprocess(32)
-    batches = list(representative_dataset(files, pre)())
-    assert len(batches) == 4  # the broken file is skipped
-    np.testing.assert_array_equal(batches[0][0][0], pre(files[0]).astype(np.float32))
+    pre = Preprocess(32, crop_fraction=0.5)
+    representative = representative_dataset(files, pre)
+    batches = list(representative())
+    assert len(batches) == 4 and (representative.used, representative.skipped) == (4, 1)  # the broken file
+    # the device's rule, written out by hand: the centred square of half the short side, bilinear to 32 px
+    frame = Image.open(tmp_path / "camera" / "frame1.png").convert("RGB")
+    by_hand = np.asarray(frame.resize((32, 32), Image.Resampling.BILINEAR, box=(30, 15, 60, 45)), np.float32)
+    np.testing.assert_array_equal(batches[3][0][0], by_hand)
 
 
 def test_temperature_scaling_recovers_an_overconfident_model():

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_cli
 
 SAMPLE = Path(__file__).resolve().parents[1] / "device" / "flowercam" / "samples" / "image_01315.jpg"
@@ -20,6 +22,8 @@ FAKE_COMPILER = """#!{python}
 # A stand-in for edgetpu_compiler (-s -o OUT MODEL): the compiler's output shape and log lines.
 import sys
 from pathlib import Path
+
+import pytest
 sys.path.insert(0, {root!r})
 from tests.helpers import edgetpu_compiled
 out, model = Path(sys.argv[3]), Path(sys.argv[4])
@@ -89,3 +93,17 @@ def test_without_the_compiler_export_says_the_exact_command(tmp_path, tiny_model
     done = subprocess.run([sys.executable, "-m", "build_models", "compile", str(model)], capture_output=True,
                           text=True, env=env, timeout=300)
     assert done.returncode == 0 and (tmp_path / "tiny_int8_edgetpu.json").is_file(), done.stderr[-1000:]
+
+
+def test_the_tensorflow_fallback_runtime_has_the_delegate_and_resolver_too(tiny_model, monkeypatch):
+    """On a workstation without ai-edge-litert or tflite-runtime, tf.lite is the interpreter: the readiness
+    check (no default delegates) works there and --edgetpu without a Coral is one clear error."""
+    from flowercam import runtime
+    from flowercam.edgetpu import check_readiness
+
+    monkeypatch.setattr(runtime, "_BACKENDS", tuple(b for b in runtime._BACKENDS if b[0] == "tensorflow"))
+    interpreter, name = runtime.make_interpreter(tiny_model, plain=True)
+    assert name == "tensorflow" and interpreter.get_input_details()[0]["dtype"].__name__ == "uint8"
+    assert check_readiness(tiny_model).ops > 0
+    with pytest.raises(runtime.RuntimeMissing, match="Edge TPU delegate"):
+        runtime.make_interpreter(tiny_model, edgetpu=True)

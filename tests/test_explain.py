@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from build_models.explain import Embeddings, gradcam, lime_explanation, top_superpixel_mask
+from build_models.explain import Embeddings, gradcam, lime_explanation, lime_panel
 
 SIZE, PATCH = 32, 10
 
@@ -58,7 +58,7 @@ def test_lime_top_superpixel_is_in_the_patch_corner(patch_model):
     image, _ = _images(2, np.random.default_rng(6))
     explanation = lime_explanation(patch_model, image[1], labels=(1,), num_samples=200,
                                    segmenter=_superpixels)
-    mask = top_superpixel_mask(explanation, 1)
+    _, mask = lime_panel(image[1], explanation, 1, num_features=1)  # the region the figure shows first
     rows, cols = np.nonzero(mask)
     assert rows.mean() < SIZE / 2 and cols.mean() < SIZE / 2  # the corner's quadrant
     assert mask[: PATCH, : PATCH].mean() > 0.3

@@ -105,12 +105,17 @@ def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
     ds = load_flowers102(dataset_dir)
     rule = UncertainRule(uncertain_below=0.0, similarity=True, similarity_below=0.9, crops="multi",
                          chosen_on="test", by_crops={"center": {"uncertain_below": 0.0, "similarity_below": 0.85}})
-    report = export_run(tiny_run, ds, tmp_path, calibration_images=6, rule=rule)
+    camera = tmp_path / "camera"  # the owner's frames calibrate too; an unreadable one is not counted
+    camera.mkdir()
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(camera / "frame.png")
+    (camera / "torn.jpg").write_bytes(b"\xff\xd8\xff torn")
+    report = export_run(tiny_run, ds, tmp_path, calibration_images=6, rule=rule, calibration_folder=camera)
     assert report["models"]["int8"]["edgetpu_readiness"].startswith("ready")
     sidecar = json.loads((tmp_path / "lite0_int8.json").read_text())
     assert sidecar["similarity"]["shape"] == [1, 1] and sidecar["similarity_below"] == 0.9
-    assert sidecar["crops"] == "multi" and sidecar["calibration_images"] == 6 and "similar" in \
+    assert sidecar["crops"] == "multi" and sidecar["calibration_images"] == 7 and "similar" in \
         sidecar["uncertain_rule"]["text"]
+    assert report["calibration_images"] == 7 and "1 of 8 calibration photos could not be read" in report["warnings"]
     default = Classifier(tmp_path / "lite0_int8.tflite")
     assert default.crops == "multi" and default.similarity_below == 0.9
     classifier = Classifier(tmp_path / "lite0_int8.tflite", crops="center")
@@ -212,3 +217,23 @@ def test_mediapipe_image_classifier_names_the_flower_with_probabilities(exported
     ours = classifier.classify(photo)
     assert head.categories[0].category_name == ours.top_k[0].label
     assert head.categories[0].score == pytest.approx(ours.top_k[0].score, abs=0.02)
+
+
+def test_a_trainval_run_never_fits_its_temperature_on_the_photos_it_trained_on(tiny_run, dataset_dir, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from build_models.export import ExportError
+    from build_models.presets import TrainConfig
+
+    run = tmp_path / "trainval"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
+    config = TrainConfig.from_file(run / "config.json")
+    (run / "config.json").write_text(replace(config, protocol="trainval").to_json())
+    with pytest.raises(ExportError, match="trained on val"):
+        export_run(run, load_flowers102(dataset_dir), calibration_images=6)
+    done = subprocess.run([sys.executable, "-m", "build_models", "export", str(run), "--data", str(dataset_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--temperature-from" in done.stderr and "Traceback" not in done.stderr
+    assert not (run / "export").exists()  # refused before writing anything

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from build_models.data import DatasetError, load_dataset
+from build_models.data import DatasetError
+from build_models.datasets import load_dataset
 from build_models.folders import SPLIT_FILE, Split, data_report
 from build_models.synthetic import write_class_folders
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from flowercam.sources import redact, scrub
@@ -242,3 +246,30 @@ def test_huge_frames_and_photos_are_shrunk_at_once(tmp_path, tiny_model):
     peak_mb = float(done.stdout.split()[-1])
     decode_mb = side * side * 4 / 2**20  # what Pillow's decoder itself needs
     assert peak_mb < decode_mb + 250, (peak_mb, decode_mb)  # VmHWM: this process's own peak (not the fork's)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("unshare") is None,
+                    reason="needs root (to become another user) and util-linux's setpriv and unshare")
+def test_group_access_holds_in_a_user_namespace_that_does_not_map_the_group(tiny_model):
+    """The unit's PrivateUsers=yes: a namespace mapping only the service's own user, as systemd sets it up. A
+    model readable only through a supplementary group (as /dev/video* is through video) is still read whole;
+    without the group it is refused. (The reader is cat: this checkout's interpreter may sit in root's home.)"""
+    uid, group = 43210, 43211
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        model = folder / tiny_model.name
+        shutil.copy(tiny_model, model)
+        for entry, mode in ((folder, 0o750), (model, 0o640)):
+            os.chown(entry, 0, group)
+            entry.chmod(mode)
+        in_namespace = ["unshare", "--user", f"--map-user={uid}", f"--map-group={uid}", "--"]
+        with_group = ["setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={group}", "--", *in_namespace]
+        without = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *in_namespace]
+        read = subprocess.run([*with_group, "cat", str(model)], capture_output=True, timeout=60)
+        shown = subprocess.run([*with_group, "stat", "-c", "%G", str(model)], capture_output=True, text=True)
+        refused = subprocess.run([*without, "cat", str(model)], capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(folder)
+    assert read.returncode == 0 and read.stdout == tiny_model.read_bytes(), read.stderr
+    assert shown.stdout.strip() in ("nogroup", "nobody")  # the group is not mapped: ownership shows as nobody
+    assert refused.returncode != 0 and "permission denied" in refused.stderr.lower()  # the group let it in

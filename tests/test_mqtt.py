@@ -118,3 +118,29 @@ def test_home_assistant_discovery_state_and_a_broker_restart(tmp_path, tiny_mode
     assert listener.topics("availability")[-1][2] == b"offline"  # a clean stop says so
     stop = events_of(events)[-1]
     assert stop["event"] == "stop" and stop["mqtt"]["connects"] >= 2 and stop["mqtt"]["disconnects"] >= 1
+
+
+def test_a_reload_that_changes_mqtt_reconnects_with_the_new_settings(tmp_path, tiny_model, video):
+    """[mqtt] changes are applied on SIGHUP: the old topics go offline, the new ones come online and get state."""
+    broker = Broker(tmp_path)
+    broker.start()
+    listener = Listener(broker.port)
+    config = daemon_config(tmp_path, tiny_model, video, smoothing={"window": 1, "enter": 0.0, "stay": 0.0},
+                           mqtt={"host": "127.0.0.1", "port": broker.port, "topic_prefix": "old/cam"})
+    proc = start_daemon(config)
+    try:
+        assert wait_for(lambda: listener.topics("old/cam/state"), 30)
+        config.write_text(config.read_text().replace('"old/cam"', '"new/cam"'))
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: listener.topics("new/cam/state"), 30)
+        assert wait_for(lambda: any(m[2] == b"offline" for m in listener.topics("old/cam/availability")), 10)
+        assert any(m[2] == b"online" for m in listener.topics("new/cam/availability"))
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+        broker.stop()
+    reload = next(e for e in events_of(tmp_path / "events.jsonl") if e["event"] == "reload")
+    assert reload["applied"] == ["mqtt.topic_prefix"] and reload["restart_needed_for"] == []

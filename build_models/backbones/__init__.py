@@ -18,7 +18,6 @@ class BackboneSpec:
 
     name: str
     family: str
-    size: int
     build: Callable
     split: str
     gradcam: str
@@ -46,14 +45,14 @@ def _paper(family: str) -> Callable:
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "lite0": BackboneSpec("lite0", "efficientnet-lite", 224, _lite("lite0"), "block10_add", "top_relu6"),
-    "lite1": BackboneSpec("lite1", "efficientnet-lite", 240, _lite("lite1"), "block14_add", "top_relu6"),
-    "lite2": BackboneSpec("lite2", "efficientnet-lite", 260, _lite("lite2"), "block14_add", "top_relu6"),
-    "vgg16": BackboneSpec("vgg16", "paper", 224, _paper("vgg16"), "block4_pool", "block5_conv2",
+    "lite0": BackboneSpec("lite0", "efficientnet-lite", _lite("lite0"), "block10_add", "top_relu6"),
+    "lite1": BackboneSpec("lite1", "efficientnet-lite", _lite("lite1"), "block14_add", "top_relu6"),
+    "lite2": BackboneSpec("lite2", "efficientnet-lite", _lite("lite2"), "block14_add", "top_relu6"),
+    "vgg16": BackboneSpec("vgg16", "paper", _paper("vgg16"), "block4_pool", "block5_conv2",
                           hidden=(1024,), head_dropout=0.5),
-    "resnet50": BackboneSpec("resnet50", "paper", 224, _paper("resnet50"), "conv4_block5_out",
+    "resnet50": BackboneSpec("resnet50", "paper", _paper("resnet50"), "conv4_block5_out",
                              "conv4_block6_out", hidden=(512, 256), head_l2=0.005, head_dropout=0.5),
-    "inceptionv3": BackboneSpec("inceptionv3", "paper", 299, _paper("inceptionv3"), "mixed7", "mixed8",
+    "inceptionv3": BackboneSpec("inceptionv3", "paper", _paper("inceptionv3"), "mixed7", "mixed8",
                                 hidden=(512,), head_dropout=0.5),
 }
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+from flowercam.errors import FlowercamError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -32,7 +33,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class TorchFileError(ValueError):
+class TorchFileError(FlowercamError, ValueError):
     """The file is not a legacy PyTorch state dict this reader understands."""
 
 
@@ -50,12 +51,21 @@ class _TensorRef:
         self.key, self.offset, self.size, self.stride = key, offset, tuple(size), tuple(stride)
 
     def resolve(self, storages: dict[str, np.ndarray]) -> np.ndarray:
+        """The tensor's values, after checking that every element it names lies inside its storage (a crafted
+        file could otherwise make ``as_strided`` read memory past the buffer)."""
+        if self.key not in storages:
+            raise TorchFileError(f"a tensor refers to storage {self.key!r}, which the file does not hold")
         data = storages[self.key]
-        itemsize = data.dtype.itemsize
+        numbers = (self.offset, *self.size, *self.stride)
+        if len(self.size) != len(self.stride) or not all(type(n) is int and n >= 0 for n in numbers):
+            raise TorchFileError(f"a tensor of storage {self.key!r} has a bad offset, size or stride")
+        if 0 not in self.size and self.offset + sum((n - 1) * st for n, st in zip(self.size, self.stride)) \
+                >= len(data):
+            raise TorchFileError(f"a tensor of storage {self.key!r} reaches past its {len(data)} elements")
         view = np.lib.stride_tricks.as_strided(
             data[self.offset :],
             shape=self.size,
-            strides=tuple(s * itemsize for s in self.stride),
+            strides=tuple(s * data.dtype.itemsize for s in self.stride),
         )
         return np.array(view)  # own the memory, contiguous
 
@@ -94,9 +104,10 @@ class _Unpickler(pickle.Unpickler):
         raise TorchFileError(f"refusing to load {module}.{name} from a weights file")
 
     def persistent_load(self, pid: tuple) -> str:
-        kind, storage_type, key = pid[0], pid[1], pid[2]
-        if kind != "storage":
-            raise TorchFileError(f"unknown persistent id {kind!r}")
+        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], str)):
+            raise TorchFileError(f"unknown persistent id {str(pid)[:40]!r}")
+        storage_type, key = pid[1], pid[2]
         self.storage_dtypes[key] = storage_type.dtype
         return key
 
@@ -116,16 +127,29 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             raise TorchFileError(f"{path}: unsupported protocol version")
         _plain(f)  # system info (endianness, type sizes)
         unpickler = _Unpickler(f)
-        obj = unpickler.load()
-        keys = _plain(f)
+        try:
+            obj = unpickler.load()
+            keys = _plain(f)
+        except TorchFileError:
+            raise
+        except Exception as err:  # a torn or garbled pickle raises many types
+            raise TorchFileError(f"{path}: not a legacy PyTorch state dict ({err})") from None
         storages = {}
+        if not isinstance(keys, list) or not set(keys) <= set(unpickler.storage_dtypes):
+            raise TorchFileError(f"{path}: its storage list does not match its tensors")
         for key in keys:
             dtype = unpickler.storage_dtypes[key]
-            (count,) = struct.unpack("<q", f.read(8))
+            head = f.read(8)
+            count = struct.unpack("<q", head)[0] if len(head) == 8 else -1
+            if count < 0:
+                raise TorchFileError(f"{path}: truncated or bad storage {key}")
             raw = f.read(count * dtype.itemsize)
             if len(raw) != count * dtype.itemsize:
                 raise TorchFileError(f"{path}: truncated storage {key}")
             storages[key] = np.frombuffer(raw, dtype=dtype)
     if not isinstance(obj, dict):
         raise TorchFileError(f"{path}: expected a state dict, found {type(obj).__name__}")
-    return {name: ref.resolve(storages) for name, ref in obj.items() if isinstance(ref, _TensorRef)}
+    try:
+        return {name: ref.resolve(storages) for name, ref in obj.items() if isinstance(ref, _TensorRef)}
+    except TorchFileError as err:
+        raise TorchFileError(f"{path}: {err}") from None

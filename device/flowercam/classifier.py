@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .adapter import load_adapter
+from .config import Config
 from .flatbuffer import check_model
 from .labels import NOT_A_FLOWER
 from .metadata import EmbeddedMetadata, label_mismatch, read_metadata
@@ -240,3 +241,15 @@ class Classifier:
             return path, loaded
         arrays, decode_ms, preprocess_ms = loaded
         return path, self.classify_arrays(str(path), arrays, k, decode_ms, preprocess_ms)
+
+
+def classifier_for(config: Config, with_adapter: bool = True) -> Classifier:
+    """The classifier a config names, with its adapter (raises ModelError, AdapterError or RuntimeMissing);
+    built anew on reload, so a new adapter is applied on SIGHUP without a restart. With ``[review]`` on, an
+    adapter file that does not exist yet is none: the first learn from the review writes it."""
+    threshold = config.model.uncertain_below if config.model.uncertain_below >= 0 else None
+    adapter = Path(config.model.adapter) if config.model.adapter and with_adapter else None
+    if adapter is not None and config.review.dir and not adapter.exists():
+        adapter = None
+    return Classifier(Path(config.model.path) if config.model.path else None, config.model.threads,
+                      config.model.edgetpu, threshold, config.model.crops or None, adapter)

@@ -9,84 +9,34 @@ A source that fails, stalls or ends is reopened with capped exponential backoff.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from pathlib import Path
 
-from .classifier import Classifier
-from .config import Config, ConfigError, load_config, parse_bind
+from .classifier import Classifier, classifier_for
+from .config import Config, ConfigError, load_config
 from .errors import FlowercamError
-from .events import EventWriter, save_snapshot
-from .http import Metrics, Owner, serve
+from .events import EventWriter
+from .http import Owner, serve
+from .metrics import Metrics, stall_seconds
 from .notify import Notifier
+from .outputs import DaemonOutputs, new_window
 from .pacing import Pacer
-from .resources import peak_rss_mb
-from .review import Review, read_token
+from .reloading import plan_reload
+from .review import Review, start_review
+from .signals import Signals
 from .smoothing import Smoother
-from .sources import SourceError, open_source, redact, scrub
+from .sources import SourceError, open_in_background, redact, scrub
 
 log = logging.getLogger(__name__)
-
-
-def classifier_for(config: Config, with_adapter: bool = True) -> Classifier:
-    """The classifier a config names, with its adapter (raises ModelError, AdapterError or RuntimeMissing);
-    built anew on reload, so a new adapter is applied on SIGHUP without a restart. With ``[review]`` on, an
-    adapter file that does not exist yet is none: the first learn from the review writes it."""
-    threshold = config.model.uncertain_below if config.model.uncertain_below >= 0 else None
-    adapter = Path(config.model.adapter) if config.model.adapter and with_adapter else None
-    if adapter is not None and config.review.dir and not adapter.exists():
-        adapter = None
-    return Classifier(Path(config.model.path) if config.model.path else None, config.model.threads,
-                      config.model.edgetpu, threshold, config.model.crops or None, adapter)
-
-
-def start_review(config: Config) -> Review:
-    """The review queue of ``[review]``, its writer started and its token read (or made)."""
-    r = config.review
-    token_file = Path(r.token_file) if r.token_file else Path(r.dir) / "token"
-    review = Review(Path(r.dir), r.every_s, r.confident_every, int(r.quota_mb * (1 << 20)), read_token(token_file))
-    log.info("review: frames in %s, labelled photos in %s; the labelling token is in %s: %s", review.pending,
-             review.garden, token_file, review.token)
-    return review.start()
-
-
-def _new_window(now: float) -> dict:
-    """The counters of one heartbeat interval."""
-    return {"frames": 0, "inference_ms": 0.0, "dropped": 0, "bad": 0, "since": now}
-
-
-class Signals:
-    """SIGTERM/SIGINT request a stop; SIGHUP requests a reload of the config and model (``systemctl reload``).
-    Installed first thing, before the model loads, so a stop in the first moments still ends with STOPPING=1
-    and a ``stop`` event (and a SIGHUP then is never a death, which systemd would count as a clean exit)."""
-
-    def __init__(self) -> None:
-        self.stopping = False
-        self.reload = False
-
-    def install(self) -> Signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._stop)
-        signal.signal(signal.SIGHUP, self._hangup)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file past its size limit: a failed write, not a death
-        return self
-
-    def _stop(self, signum, _frame) -> None:
-        self.stopping = True
-
-    def _hangup(self, signum, _frame) -> None:
-        self.reload = True
 
 
 class Daemon:
     def __init__(self, config: Config, classifier: Classifier, events: EventWriter,
                  notifier: Notifier | None = None, signals: Signals | None = None,
                  config_path: Path | None = None) -> None:
-        self.config, self.classifier, self.events = config, classifier, events
+        self.config, self.classifier = config, classifier
         self.config_path = config_path
         self._reopen = False  # a reload changed the source: reconnect at once
-        self.mqtt = None  # an MqttPublisher when [mqtt] host is set
         self.review: Review | None = None  # the review queue when [review] dir is set
         self.notifier = notifier or Notifier()
         self.signals = signals or Signals()
@@ -94,10 +44,10 @@ class Daemon:
         self.pacer = Pacer(config.source.fps)
         s = config.smoothing
         self.smoother = Smoother(s.window, s.enter, s.stay)
-        self.metrics = Metrics(stall_s=max(5.0, 3.0 / config.source.fps))
-        self._ready = False
+        self.metrics = Metrics(stall_s=stall_seconds(config.source.fps))
+        self.outputs = DaemonOutputs(config, events, self.notifier, self.metrics)
         self._last_ping = 0.0
-        self._window = _new_window(time.monotonic())
+        self._window = new_window(time.monotonic())
         self._next_heartbeat = time.monotonic() + config.events.heartbeat_s
         self.metrics.source_state = "starting"
 
@@ -115,54 +65,57 @@ class Daemon:
                 self.review = start_review(self.config)
             owner = None if self.review is None else Owner(self.review, lambda: list(self.classifier.labels),
                                                            self._learn)
-            server = self._serve(owner) if self.config.http.bind else None
-            if self.config.mqtt.host:
-                from .mqtt import MqttPublisher
-
-                self.mqtt = MqttPublisher(self.config.mqtt, self.classifier.model.name)
-            self.events.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
+            server = serve(self.config.http, self.metrics, time.monotonic, owner) if self.config.http.bind else None
+            self.outputs.start(self.classifier.model.name)
+            self.outputs.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
                              source=self.uri)
             started = True
-            backoff = self.config.source.reconnect_initial_s
-            while not self.stopping:
-                delivered, ended, error, live = self._run_source()
-                error = scrub(error, self.config.source.uri)  # a capture library may quote the URL it was given
-                if self.stopping:
-                    break
-                if self._reopen:  # a reload changed the source
-                    self._reopen = False
-                    backoff = self.config.source.reconnect_initial_s
-                    continue
-                if delivered:
-                    backoff = self.config.source.reconnect_initial_s
-                if ended and delivered and not live:  # a video file played to its end
-                    if self.config.source.loop:
-                        continue  # loop = true: start again at once
-                    self._ended()  # loop = false: it ended, once, and stays ended (until a reload names another)
-                    if self.stopping:
-                        break
-                    self._reopen = False
-                    continue
-                with self.metrics.lock:
-                    self.metrics.reconnects += 1
-                    if self.metrics.outage_since is None:
-                        self.metrics.outage_since = time.monotonic()
-                self.metrics.source_state = f"reconnecting in {backoff:.1f} s"
-                self.events.emit("source", state="retry", uri=self.uri, retry_in_s=backoff,
-                                 error=error or ("source ended" if ended else "no frames"))
-                log.warning("source %s: %s; retrying in %.1f s", self.uri, error or "ended", backoff)
-                self._notify_ready()
-                self._status()
-                self._sleep(backoff)
-                backoff = min(backoff * 2, self.config.source.reconnect_max_s)
+            self._connect_until_stopped()
         finally:
             self.notifier.send("STOPPING=1")
-            mqtt = {"mqtt": self.mqtt.close()} if self.mqtt is not None else {}
+            mqtt = self.outputs.close_mqtt()
             if started:  # a start that failed (e.g. the port taken) logged no start: no stop either
-                self.events.emit("stop", frames=self.metrics.frames, inferences=self.metrics.inferences, **mqtt)
+                self.outputs.emit("stop", frames=self.metrics.frames, inferences=self.metrics.inferences, **mqtt)
             if server is not None:
                 server.shutdown()
         return 0
+
+    def _connect_until_stopped(self) -> None:
+        """Stream from the source; reopen it with capped exponential backoff when it fails, stalls or ends."""
+        backoff = self.config.source.reconnect_initial_s
+        while not self.stopping:
+            delivered, ended, error, live = self._run_source()
+            error = scrub(error, self.config.source.uri)  # a capture library may quote the URL it was given
+            if self.stopping:
+                break
+            if self._reopen:  # a reload changed the source
+                self._reopen = False
+                backoff = self.config.source.reconnect_initial_s
+                continue
+            if delivered:
+                backoff = self.config.source.reconnect_initial_s
+            if ended and delivered and not live:  # a video file played to its end
+                if self.config.source.loop:
+                    continue  # loop = true: start again at once
+                self._ended()  # loop = false: it ended, once, and stays ended (until a reload names another)
+                if self.stopping:
+                    break
+                self._reopen = False
+                continue
+            self._retrying(backoff, error or ("source ended" if ended else "no frames"))
+            self._sleep(backoff)
+            backoff = min(backoff * 2, self.config.source.reconnect_max_s)
+
+    def _retrying(self, backoff: float, error: str) -> None:
+        with self.metrics.lock:
+            self.metrics.reconnects += 1
+            if self.metrics.outage_since is None:
+                self.metrics.outage_since = time.monotonic()
+        self.metrics.source_state = f"reconnecting in {backoff:.1f} s"
+        self.outputs.emit("source", state="retry", uri=self.uri, retry_in_s=backoff, error=error)
+        log.warning("source %s: %s; retrying in %.1f s", self.uri, error, backoff)
+        self.outputs.ready()
+        self.outputs.status()
 
     # -- reload (SIGHUP, systemctl reload) -----------------------------------------------------------------------
     def _maybe_reload(self) -> None:
@@ -181,35 +134,37 @@ class Daemon:
             classifier = classifier_for(config)
         except FlowercamError as err:
             log.error("reload failed, still running the previous config and model: %s", err)
-            self.events.emit("reload", ok=False, error=str(err))
+            self.outputs.emit("reload", ok=False, error=str(err))
             self.notifier.send("READY=1", f"STATUS=reload failed ({err}); previous config and model kept")
             return False
-        old, old_labels = self.config, self.classifier.labels
-        self.config, self.classifier = config, classifier
-        self.uri = redact(config.source.uri)
-        if config.smoothing != old.smoothing or classifier.labels != old_labels:  # e.g. an adapter added classes
-            s = config.smoothing
-            self.smoother = Smoother(s.window, s.enter, s.stay)
-        if config.source.fps != old.source.fps:
-            self.pacer = Pacer(config.source.fps)
-        self._reopen = config.source.uri != old.source.uri
-        unchanged = [name for name in ("http", "events", "review") if getattr(config, name) != getattr(old, name)]
-        if unchanged:
-            log.warning("reload: changes to [%s] take effect at the next restart", ", ".join(unchanged))
-        self.events.emit("reload", ok=True, model=str(classifier.model), source=self.uri,
-                         restart_needed_for=unchanged)
+        plan = plan_reload(self.config, config)
+        old_labels, self.config, self.classifier = self.classifier.labels, plan.config, classifier
+        self._apply(plan, classifier.labels != old_labels)
+        if plan.restart_needed_for:
+            log.warning("reload: %s take effect at the next restart", ", ".join(plan.restart_needed_for))
+        self.outputs.emit("reload", ok=True, model=str(classifier.model), source=self.uri,
+                          applied=list(plan.applied), restart_needed_for=list(plan.restart_needed_for))
         self.notifier.send("READY=1")
-        self._status()
+        self.outputs.status()
         return True
 
-    def _serve(self, owner):
-        """The HTTP endpoints on ``[http] bind``; a bind that fails names the setting."""
-        bind = self.config.http.bind
-        try:
-            return serve(*parse_bind(bind, self.config.http.allow_remote), self.metrics, time.monotonic, owner)
-        except OSError as err:
-            raise ConfigError(f"http.bind = {bind!r}: {err.strerror or err} (another program on that port? "
-                              "choose another port)") from None
+    def _apply(self, plan, new_labels: bool) -> None:
+        """Swap in what the reload applied: the source, pacing and stall limit, smoothing, the review's pace and
+        quota, the outputs (snapshots, heartbeats, MQTT)."""
+        config = plan.config
+        self.uri = redact(config.source.uri)
+        self._reopen = "source.uri" in plan.applied
+        if "source.fps" in plan.applied:
+            self.pacer = Pacer(config.source.fps)
+            self.metrics.stall_s = stall_seconds(config.source.fps)  # /healthz's limit follows the new pace
+        if "events.heartbeat_s" in plan.applied:  # the new pace from now, not after the old interval
+            self._next_heartbeat = min(self._next_heartbeat, time.monotonic() + config.events.heartbeat_s)
+        if plan.changed("smoothing") or new_labels:  # e.g. an adapter added classes
+            s = config.smoothing
+            self.smoother = Smoother(s.window, s.enter, s.stay)
+        if self.review is not None:
+            self.review.pace(config.review)
+        self.outputs.apply(config, self.classifier.model.name)
 
     def _learn(self) -> bool:
         """Learn from the review's garden (the owner pressed the button), then reload to apply the adapter."""
@@ -222,10 +177,10 @@ class Daemon:
     def _ended(self) -> None:
         """A video file ended with loop = false: say so once, then idle (watchdog kept) until stopped."""
         self.metrics.source_state = "ended"
-        self.events.emit("source", state="ended", uri=self.uri)
+        self.outputs.emit("source", state="ended", uri=self.uri)
         log.info("source %s ended (loop = false)", self.uri)
-        self._notify_ready()
-        self._status()
+        self.outputs.ready()
+        self.outputs.status()
         while not self.stopping and not self._reopen:
             self._sleep(1.0)
 
@@ -236,15 +191,15 @@ class Daemon:
         Returns (delivered frames, ended, error, live). Only what the source itself raises ends a connection;
         a failure while classifying or writing events is the daemon's own, not a camera fault.
         """
-        source = self._open()
+        source = open_in_background(self.config.source.uri, self._ping, lambda: self.stopping)
         if isinstance(source, str):
             return False, False, source, True
         delivered, ended, error, seen_bad = False, False, "", 0
         self.metrics.source_state = "connected"
         with self.metrics.lock:
             self.metrics.outage_since = None
-        self.events.emit("source", state="connected", uri=self.uri)
-        self._notify_ready()
+        self.outputs.emit("source", state="connected", uri=self.uri)
+        self.outputs.ready()
         try:
             while not self.stopping and not self._reopen:
                 self._ping()
@@ -284,30 +239,6 @@ class Daemon:
             source.close()
         return delivered, ended, error, source.live
 
-    def _open(self):
-        """Open the source in a helper thread (a stream can take seconds), pinging the watchdog meanwhile and
-        not waiting for it on a stop request. Returns the open source, or why it could not be opened."""
-        outcome: dict = {}
-
-        def work() -> None:
-            try:
-                source = open_source(self.config.source.uri)
-                source.open()
-                outcome["source"] = source
-            except SourceError as err:
-                outcome["error"] = str(err)
-            except Exception as err:  # a capture backend failing to open
-                outcome["error"] = f"{type(err).__name__}: {err}"
-
-        opener = threading.Thread(target=work, name="source-open", daemon=True)
-        opener.start()
-        while opener.is_alive() and not self.stopping:
-            self._ping()
-            opener.join(0.1)
-        if opener.is_alive():
-            return "stopped while opening"
-        return outcome.get("source") or outcome.get("error", "no source")
-
     def _classify(self, frame, capture_ms: float) -> None:
         result = self.classifier.classify_frame(frame, self.uri, k=3, capture_ms=capture_ms)
         now = time.monotonic()
@@ -331,23 +262,8 @@ class Daemon:
             self.metrics.latest = {**result.to_dict(), "smoothed_label": label,
                                    "smoothed_confidence": round(self.smoother.confidence, 4)}
         if changed:
-            self.metrics.remember(label, self.smoother.confidence, frame)
-            if self.mqtt is not None:
-                self._publish_state()
-                self.mqtt.snapshot(self.metrics.snapshot() or b"")
-        if changed:
-            snapshot, problem = None, {}
-            if self.config.events.snapshot_dir and self.smoother.current is not None:
-                try:
-                    snapshot = str(save_snapshot(Path(self.config.events.snapshot_dir), frame, label,
-                                                 self.config.events.snapshot_max))
-                except OSError as err:  # a full or read-only disk: the label event still goes out
-                    problem = {"snapshot_error": f"{type(err).__name__}: {err.strerror or err}"}
-                    log.warning("snapshot not saved: %s", problem["snapshot_error"])
-            self.events.emit("label", label=label, index=self.smoother.current,
-                             confidence=round(self.smoother.confidence, 4), previous=self._label(previous),
-                             snapshot=snapshot, **problem)
-            self._status()
+            self.outputs.label_changed(label, self.smoother.current, self.smoother.confidence,
+                                       self._label(previous), frame)
 
     def _label(self, index: int | None) -> str:
         return "uncertain" if index is None else self.classifier.labels[index]
@@ -358,47 +274,15 @@ class Daemon:
         now = time.monotonic()
         if now < self._next_heartbeat:
             return
-        w = self._window
-        elapsed = max(now - w["since"], 1e-9)
-        outage = self.metrics.outage_seconds(now)
-        self.events.emit("heartbeat", fps=round(w["frames"] / elapsed, 2),
-                         mean_inference_ms=round(w["inference_ms"] / max(w["frames"], 1), 2),
-                         peak_rss_mb=round(peak_rss_mb(), 1), frames_dropped=w["dropped"],
-                         frames_bad=w["bad"],
-                         reconnects=self.metrics.reconnects, source=self.metrics.source_state,
-                         **({"outage_s": round(outage, 1), "label": None} if outage is not None
-                            else {"label": self.metrics.label}))
-        self._status(fps=w["frames"] / elapsed)
-        if self.mqtt is not None:
-            self._publish_state(fps=w["frames"] / elapsed)
-        self._window = _new_window(now)
+        self.outputs.heartbeat(self._window, now, self.smoother.confidence, self.smoother.current is None)
+        self._window = new_window(now)
         self._next_heartbeat = now + self.config.events.heartbeat_s
-
-    def _publish_state(self, fps: float | None = None) -> None:
-        outage = self.metrics.outage_seconds(time.monotonic())
-        self.mqtt.state(label=None if outage is not None else self.metrics.label,
-                        confidence=round(self.smoother.confidence, 4), uncertain=self.smoother.current is None,
-                        since=self.metrics.since, fps=round(self.metrics.fps() if fps is None else fps, 2),
-                        source=self.metrics.source_state, outage_s=None if outage is None else round(outage, 1))
-
-    def _status(self, fps: float | None = None) -> None:
-        outage = self.metrics.outage_seconds(time.monotonic())
-        if outage is not None:  # no stale label while nothing is seen
-            self.notifier.send(f"STATUS=source down for {outage:.0f} s, {self.metrics.source_state}")
-            return
-        rate = f"{fps:.1f} fps, " if fps is not None else ""
-        self.notifier.send(f"STATUS={rate}label {self.metrics.label}, source {self.metrics.source_state}")
-
-    def _notify_ready(self) -> None:
-        if not self._ready:
-            self._ready = True
-            self.notifier.send("READY=1", f"STATUS=model loaded, source {self.metrics.source_state}")
 
     def _ping(self) -> None:
         """WATCHDOG=1 every half watchdog interval, from READY on (start-up is TimeoutStartSec's)."""
         interval = self.notifier.watchdog_interval
         now = time.monotonic()
-        if self._ready and interval is not None and now - self._last_ping >= interval:
+        if self.outputs.is_ready and interval is not None and now - self._last_ping >= interval:
             self.notifier.send("WATCHDOG=1")
             self._last_ping = now
 

@@ -7,133 +7,20 @@ token in the ``X-Flowercam-Token`` header."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from .config import ConfigError, HttpConfig, parse_bind
+from .metrics import Metrics
 from .review import Review, ReviewError, UnknownFrame
 
-LATENCY_BUCKETS_MS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000)
-HISTORY = 8  # label changes shown on the status page
-THUMB_SIDE = 160  # px, the thumbnails of those changes
 STATUS_PAGE = (Path(__file__).parent / "status.html").read_text(encoding="utf-8")
-
-
-def _jpeg(frame, side: int | None) -> bytes:
-    """An RGB frame as JPEG, optionally shrunk to ``side`` px on its long side."""
-    from PIL import Image
-
-    image = Image.fromarray(frame, "RGB")
-    if side:
-        image.thumbnail((side, side))
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=80)
-    return out.getvalue()
-
-
-class Metrics:
-    """Counters shared between the main loop and the HTTP thread (guarded by a lock)."""
-
-    def __init__(self, stall_s: float) -> None:
-        self.lock = threading.Lock()
-        self.stall_s = stall_s
-        self.frames = self.inferences = self.reconnects = self.dropped = self.bad_frames = 0
-        self.latency_counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-        self.latency_sum_ms = 0.0
-        self.last_frame_at = 0.0
-        self.label = "uncertain"
-        self.latest: dict = {}
-        self.outage_since: float | None = None  # monotonic time the source went down; None while it is up
-        self.source_state = "starting"
-        self.frame = None  # the last frame classified (RGB array) and its number
-        self.frame_id = 0
-        self.since: float | None = None  # wall time the smoothed label last changed
-        self.history: deque[dict] = deque(maxlen=HISTORY)  # the last label changes, newest first, with thumbnails
-        self._jpeg: tuple[int, bytes] = (-1, b"")
-        self._inference_times: deque[float] = deque(maxlen=30)
-
-    def remember(self, label: str, confidence: float, frame) -> None:
-        """A label change, with a thumbnail of the frame it was confirmed on."""
-        entry = {"time": round(time.time(), 3), "label": label, "confidence": round(float(confidence), 4),
-                 "thumb": _jpeg(frame, THUMB_SIDE)}
-        with self.lock:
-            self.history.appendleft(entry)
-
-    def snapshot(self) -> bytes | None:
-        """The last classified frame as JPEG (encoded once per frame, on demand)."""
-        with self.lock:
-            frame, frame_id = self.frame, self.frame_id
-        if frame is None:
-            return None
-        if self._jpeg[0] != frame_id:
-            self._jpeg = (frame_id, _jpeg(frame, None))
-        return self._jpeg[1]
-
-    def status(self, now: float) -> dict:
-        """What the status page shows (``/latest``): the last result, the smoothed label and since when, rates,
-        memory, the source's state, and the last label changes."""
-        fps = self.fps()
-        with self.lock:
-            outage = self.outage_seconds(now)
-            return {**self.latest, "frame_id": self.frame_id, "since": self.since, "fps": round(fps, 2),
-                    "source": self.source_state, "outage_s": None if outage is None else round(outage, 1),
-                    "inferences": self.inferences, "reconnects": self.reconnects,
-                    "history": [{k: v for k, v in h.items() if k != "thumb"} | {"thumb": f"/history/{i}.jpg"}
-                                for i, h in enumerate(self.history)]}
-
-    def fps(self) -> float:
-        """Classifications a second over the last few (0 before two)."""
-        with self.lock:
-            times = list(self._inference_times)
-        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-
-    def outage_seconds(self, now: float) -> float | None:
-        """How long the source has been down, or None while it is up."""
-        since = self.outage_since
-        return None if since is None else now - since
-
-    def observe(self, inference_ms: float, now: float) -> None:
-        with self.lock:
-            self._inference_times.append(now)
-            self.inferences += 1
-            self.latency_sum_ms += inference_ms
-            index = next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if inference_ms <= b), len(LATENCY_BUCKETS_MS))
-            self.latency_counts[index] += 1
-            self.last_frame_at = now
-
-    def prometheus(self, now: float) -> str:
-        with self.lock:
-            outage = self.outage_seconds(now)
-            lines = [
-                "# TYPE flowercam_source_up gauge", f"flowercam_source_up {0 if outage is not None else 1}",
-                "# TYPE flowercam_source_outage_seconds gauge", f"flowercam_source_outage_seconds {outage or 0:.1f}",
-                "# TYPE flowercam_frames_total counter", f"flowercam_frames_total {self.frames}",
-                "# TYPE flowercam_frames_dropped_total counter", f"flowercam_frames_dropped_total {self.dropped}",
-                "# TYPE flowercam_frames_bad_total counter", f"flowercam_frames_bad_total {self.bad_frames}",
-                "# TYPE flowercam_inferences_total counter", f"flowercam_inferences_total {self.inferences}",
-                "# TYPE flowercam_source_reconnects_total counter",
-                f"flowercam_source_reconnects_total {self.reconnects}",
-                "# TYPE flowercam_inference_latency_ms histogram",
-            ]
-            cumulative = 0
-            for bucket, count in zip(LATENCY_BUCKETS_MS, self.latency_counts):
-                cumulative += count
-                lines.append(f'flowercam_inference_latency_ms_bucket{{le="{bucket}"}} {cumulative}')
-            lines += [f'flowercam_inference_latency_ms_bucket{{le="+Inf"}} {self.inferences}',
-                      f"flowercam_inference_latency_ms_sum {self.latency_sum_ms:.3f}",
-                      f"flowercam_inference_latency_ms_count {self.inferences}",
-                      "# TYPE flowercam_current_label gauge"]
-            if outage is None:  # no stale label while the source is down
-                lines.append(f'flowercam_current_label{{label="{self.label}"}} 1')
-        return "\n".join(lines) + "\n"
-
 
 MAX_BODY = 4096  # bytes: a label is a short JSON object
 TOKEN_HEADER = "X-Flowercam-Token"
@@ -153,12 +40,14 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 64  # the listen backlog (socketserver's 5 made a burst of clients wait for TCP retries)
 
-    def __init__(self, address: tuple[str, int], handler) -> None:
+    def __init__(self, address: tuple[str, int], metrics: Metrics, clock: Callable[[], float],
+                 owner: Owner | None) -> None:
+        self.metrics, self.clock, self.owner = metrics, clock, owner  # what the handler answers from
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._sending: dict = {}  # connection -> when it connected, while its request is still coming in
         self._lock = threading.Lock()
-        super().__init__(address, handler)
+        super().__init__(address, _Handler)
 
     def sending(self, request, done: bool = False) -> None:
         """Note that a connection's request is still coming in (or, ``done``, that it has all arrived)."""
@@ -222,104 +111,113 @@ class Owner:
     learn: Callable[[], bool]
 
 
-def serve(host: str, port: int, metrics: Metrics, clock, owner: Owner | None = None) -> ThreadingHTTPServer:
-    """Start the endpoints in a daemon thread; returns the server (``shutdown()`` to stop)."""
+class _Handler(BaseHTTPRequestHandler):
+    """One request: the routes above, answered from the server's ``metrics``, ``clock`` and ``owner``."""
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = REQUEST_TIMEOUT_S
+    timeout = REQUEST_TIMEOUT_S
+    server: _Server
 
-        def parse_request(self) -> bool:  # the request line and headers are in: no longer a slow sender
-            ok = super().parse_request()
-            if self.command != "POST":
-                self.server.sending(self.request, done=True)
-            return ok
-
-        def do_POST(self) -> None:  # noqa: N802
-            path = self.path.split("?")[0]
-            if owner is None or not (path == "/learn" or path.startswith("/review/")):
-                self._send(404, "not found\n", "text/plain")
-                return
-            length = self.headers.get("Content-Length", "0")
-            if not length.isdigit() or int(length) > MAX_BODY:
-                self._send(413, "body too large\n", "text/plain")
-                return
-            body = self.rfile.read(int(length))
+    def parse_request(self) -> bool:  # the request line and headers are in: no longer a slow sender
+        ok = super().parse_request()
+        if self.command != "POST":
             self.server.sending(self.request, done=True)
-            if not owner.review.authorised(self.headers.get(TOKEN_HEADER)):
-                self._json(403, {"error": f"no or wrong token (the {TOKEN_HEADER} header)"})
-                return
-            if path == "/learn":
-                started = owner.learn()
-                self._json(202 if started else 409, {"learning": owner.review.learning})
-                return
-            try:
-                label = json.loads(body or b"{}").get("label")
-                if not isinstance(label, str):
-                    raise ReviewError('expected {"label": "a class name"}')
-                folder = owner.review.label(path[len("/review/"):], label)
-            except (ValueError, AttributeError) as err:  # ReviewError, bad JSON
-                self._json(404 if isinstance(err, UnknownFrame) else 400, {"error": str(err)})
-                return
-            self._json(200, {"filed_as": folder, "garden": owner.review.counts()})
+        return ok
 
-        def _json(self, code: int, value) -> None:
-            self._send(code, json.dumps(value) + "\n", "application/json")
+    def do_POST(self) -> None:  # noqa: N802
+        path, owner = self.path.split("?")[0], self.server.owner
+        if owner is None or not (path == "/learn" or path.startswith("/review/")):
+            self._send(404, "not found\n", "text/plain")
+            return
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            self._send(413, "body too large\n", "text/plain")
+            return
+        body = self.rfile.read(int(length))
+        self.server.sending(self.request, done=True)
+        if not owner.review.authorised(self.headers.get(TOKEN_HEADER)):
+            self._json(403, {"error": f"no or wrong token (the {TOKEN_HEADER} header)"})
+            return
+        if path == "/learn":
+            started = owner.learn()
+            self._json(202 if started else 409, {"learning": owner.review.learning})
+            return
+        try:
+            label = json.loads(body or b"{}").get("label")
+            if not isinstance(label, str):
+                raise ReviewError('expected {"label": "a class name"}')
+            folder = owner.review.label(path[len("/review/"):], label)
+        except (ValueError, AttributeError) as err:  # ReviewError, bad JSON
+            self._json(404 if isinstance(err, UnknownFrame) else 400, {"error": str(err)})
+            return
+        self._json(200, {"filed_as": folder, "garden": owner.review.counts()})
 
-        def _review_get(self, path: str) -> None:
-            if path == "/review":
-                self._json(200, {"frames": owner.review.frames(), "garden": owner.review.counts(),
-                                 "learning": owner.review.learning, "labels": owner.labels(),
-                                 "kept": owner.review.kept, "dropped": owner.review.dropped})
-                return
-            frame = owner.review.frame_path(path[len("/review/"):-len(".jpg")]) if path.endswith(".jpg") else None
-            if frame is None:
-                self._send(404, "not found\n", "text/plain")
+    def _json(self, code: int, value) -> None:
+        self._send(code, json.dumps(value) + "\n", "application/json")
+
+    def _review_get(self, path: str) -> None:
+        owner = self.server.owner
+        if path == "/review":
+            self._json(200, {"frames": owner.review.frames(), "garden": owner.review.counts(),
+                             "learning": owner.review.learning, "labels": owner.labels(),
+                             "kept": owner.review.kept, "dropped": owner.review.dropped})
+            return
+        frame = owner.review.frame_path(path[len("/review/"):-len(".jpg")]) if path.endswith(".jpg") else None
+        if frame is None:
+            self._send(404, "not found\n", "text/plain")
+        else:
+            self._send(200, frame.read_bytes(), "image/jpeg")
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        path, metrics, clock = self.path.split("?")[0], self.server.metrics, self.server.clock
+        if self.server.owner is not None and (path == "/review" or path.startswith("/review/")):
+            self._review_get(path)
+        elif self.path == "/healthz":
+            with metrics.lock:
+                flowing = metrics.last_frame_at and clock() - metrics.last_frame_at <= metrics.stall_s
+            self._send(200 if flowing else 503, "ok\n" if flowing else "no frames\n", "text/plain")
+        elif self.path == "/metrics":
+            self._send(200, metrics.prometheus(clock()), "text/plain; version=0.0.4")
+        elif self.path == "/latest":
+            self._send(200, json.dumps(metrics.status(clock())) + "\n", "application/json")
+        elif self.path in ("/", "/index.html"):
+            self._send(200, STATUS_PAGE, "text/html; charset=utf-8")
+        elif self.path.split("?")[0] == "/snapshot.jpg":
+            jpeg = metrics.snapshot()
+            if jpeg is None:
+                self._send(503, "no frame yet\n", "text/plain")
             else:
-                self._send(200, frame.read_bytes(), "image/jpeg")
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            path = self.path.split("?")[0]
-            if owner is not None and (path == "/review" or path.startswith("/review/")):
-                self._review_get(path)
-            elif self.path == "/healthz":
-                with metrics.lock:
-                    flowing = metrics.last_frame_at and clock() - metrics.last_frame_at <= metrics.stall_s
-                self._send(200 if flowing else 503, "ok\n" if flowing else "no frames\n", "text/plain")
-            elif self.path == "/metrics":
-                self._send(200, metrics.prometheus(clock()), "text/plain; version=0.0.4")
-            elif self.path == "/latest":
-                self._send(200, json.dumps(metrics.status(clock())) + "\n", "application/json")
-            elif self.path in ("/", "/index.html"):
-                self._send(200, STATUS_PAGE, "text/html; charset=utf-8")
-            elif self.path.split("?")[0] == "/snapshot.jpg":
-                jpeg = metrics.snapshot()
-                if jpeg is None:
-                    self._send(503, "no frame yet\n", "text/plain")
-                else:
-                    self._send(200, jpeg, "image/jpeg")
-            elif self.path.startswith("/history/") and self.path.split("?")[0].endswith(".jpg"):
-                index = self.path.split("?")[0][len("/history/"):-len(".jpg")]
-                with metrics.lock:
-                    history = list(metrics.history)
-                if index.isdigit() and int(index) < len(history):
-                    self._send(200, history[int(index)]["thumb"], "image/jpeg")
-                else:
-                    self._send(404, "not found\n", "text/plain")
+                self._send(200, jpeg, "image/jpeg")
+        elif self.path.startswith("/history/") and self.path.split("?")[0].endswith(".jpg"):
+            index = self.path.split("?")[0][len("/history/"):-len(".jpg")]
+            with metrics.lock:
+                history = list(metrics.history)
+            if index.isdigit() and int(index) < len(history):
+                self._send(200, history[int(index)]["thumb"], "image/jpeg")
             else:
                 self._send(404, "not found\n", "text/plain")
+        else:
+            self._send(404, "not found\n", "text/plain")
 
-        def _send(self, code: int, body: str | bytes, kind: str) -> None:
-            data = body.encode() if isinstance(body, str) else body
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store, max-age=0")  # never a stale label or frame
-            self.end_headers()
-            self.wfile.write(data)
+    def _send(self, code: int, body: str | bytes, kind: str) -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store, max-age=0")  # never a stale label or frame
+        self.end_headers()
+        self.wfile.write(data)
 
-        def log_message(self, *args) -> None:  # quiet: events go to the journal, not access logs
-            pass
+    def log_message(self, *args) -> None:  # quiet: events go to the journal, not access logs
+        pass
 
-    server = _Server((host, port), Handler)
+
+def serve(config: HttpConfig, metrics: Metrics, clock, owner: Owner | None = None) -> ThreadingHTTPServer:
+    """Start the endpoints on ``[http] bind`` in a daemon thread; returns the server (``shutdown()`` to stop).
+    A bind that fails names the setting."""
+    try:
+        server = _Server(parse_bind(config.bind, config.allow_remote), metrics, clock, owner)
+    except OSError as err:
+        raise ConfigError(f"http.bind = {config.bind!r}: {err.strerror or err} (another program on that port? "
+                          "choose another port)") from None
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

@@ -26,8 +26,3 @@ class Notifier:
         except OSError:
             return False
         return True
-
-    def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None

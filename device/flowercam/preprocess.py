@@ -138,7 +138,7 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
                                  "a folder that cannot be read (permission denied)")
             raise ImageError("not a regular file (a FIFO, socket or device)")
         if path.is_symlink() and not path.exists():
-            raise ImageError("a broken link (its target does not exist, or the links loop)")
+            raise ImageError(_broken_link(path))
         with warnings.catch_warnings(record=True) as said:  # a library's warnings go into the error, not stderr
             warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -171,6 +171,16 @@ def decode(path: str | Path, spec: Preprocess | None = None) -> Image.Image:
         raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
     except (SyntaxError, ValueError, EOFError, struct.error) as err:
         raise ImageError(f"truncated or corrupt image ({_one_line(err)})") from None
+
+
+def _broken_link(path: Path) -> str:
+    """What is wrong with a link that leads nowhere: a loop, or a missing target."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a link that loops (too many levels of symbolic links)"
+    return "a broken link (its target does not exist)"
 
 
 def _bounded(image: Image.Image) -> Image.Image:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import Config, ReviewConfig
 from .errors import FlowercamError
 from .labels import class_name
 
@@ -95,6 +96,11 @@ class Review:
         self.garden.mkdir(parents=True, exist_ok=True)
         threading.Thread(target=self._writer, name="review-writer", daemon=True).start()
         return self
+
+    def pace(self, config: ReviewConfig) -> None:
+        """Keep frames at the pace and within the quota of ``config`` (a reload's new ``[review]``)."""
+        self.every_s, self.confident_every = config.every_s, config.confident_every
+        self.quota_bytes = int(config.quota_mb * (1 << 20))
 
     def authorised(self, token: str | None) -> bool:
         """Whether a request's token is the owner's (constant-time compare; no token set: nobody is)."""
@@ -226,3 +232,13 @@ class Review:
                          "classes_added": list(fitted.added)}
         log.info("learned from %d labelled photos: %s", sum(fitted.photos.values()), adapter)
         done()
+
+
+def start_review(config: Config) -> Review:
+    """The review queue of ``[review]``, its writer started and its token read (or made)."""
+    r = config.review
+    token_file = Path(r.token_file) if r.token_file else Path(r.dir) / "token"
+    review = Review(Path(r.dir), r.every_s, r.confident_every, int(r.quota_mb * (1 << 20)), read_token(token_file))
+    log.info("review: frames in %s, labelled photos in %s; the labelling token is in %s: %s", review.pending,
+             review.garden, token_file, review.token)
+    return review.start()

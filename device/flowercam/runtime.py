@@ -19,7 +19,9 @@ MAX_DEFAULT_THREADS = 4  # past four, a Pi's int8 kernels gain nothing and the c
 _BACKENDS = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
     ("tflite-runtime", "tflite_runtime.interpreter"),
-    ("tensorflow", "tensorflow.lite"),  # last resort on a workstation; never needed on the device
+    # last resort on a workstation, never needed on the device; tf.lite itself keeps load_delegate and
+    # OpResolverType under tf.lite.experimental, this module holds all three as the other two do
+    ("tensorflow", "tensorflow.lite.python.interpreter"),
 )
 
 

@@ -6,6 +6,8 @@ read through OpenCV. Each source is a context manager yielding RGB frames.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .base import FrameSource, SourceError
@@ -83,3 +85,28 @@ def open_source(uri: str) -> FrameSource:
 
 
 __all__ = ["FrameSource", "SourceError", "check_uri", "open_source", "redact"]
+
+
+def open_in_background(uri: str, while_waiting: Callable[[], None], stopping: Callable[[], bool]):
+    """Open ``uri`` in a helper thread (a stream can take seconds), calling ``while_waiting`` (the watchdog's
+    ping) meanwhile and giving up on ``stopping``. Returns the open source, or why it could not be opened."""
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            source = open_source(uri)
+            source.open()
+            outcome["source"] = source
+        except SourceError as err:
+            outcome["error"] = str(err)
+        except Exception as err:  # a capture backend failing to open
+            outcome["error"] = f"{type(err).__name__}: {err}"
+
+    opener = threading.Thread(target=work, name="source-open", daemon=True)
+    opener.start()
+    while opener.is_alive() and not stopping():
+        while_waiting()
+        opener.join(0.1)
+    if opener.is_alive():
+        return "stopped while opening"
+    return outcome.get("source") or outcome.get("error", "no source")

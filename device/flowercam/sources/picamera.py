@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .base import FrameSource, SourceError
@@ -22,12 +24,16 @@ class PiCameraSource(FrameSource):
         except ImportError:
             raise SourceError("picamera2 is not installed (on Raspberry Pi OS: apt install python3-picamera2)") \
                 from None
+        camera = None
         try:
             camera = Picamera2()
             # "RGB888" is BGR in memory order in picamera2; converted in read()
             camera.configure(camera.create_preview_configuration(main={"size": self.size, "format": "RGB888"}))
             camera.start()
         except Exception as err:  # libcamera raises many types; all mean "no usable camera"
+            if camera is not None:  # else the next reconnect finds the camera busy
+                with contextlib.suppress(Exception):  # a camera that failed half-way may refuse; keep why it failed
+                    camera.close()
             raise SourceError(f"cannot start the Pi camera: {err}") from None
         self._camera = camera
 
@@ -42,6 +48,8 @@ class PiCameraSource(FrameSource):
 
     def close(self) -> None:
         if self._camera is not None:
-            self._camera.stop()
-            self._camera.close()
-            self._camera = None
+            camera, self._camera = self._camera, None
+            with contextlib.suppress(Exception):  # stopped already, or never started
+                camera.stop()
+            camera.close()
+

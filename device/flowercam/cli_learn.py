@@ -1,0 +1,64 @@
+"""``flowercam learn``: teach the model the owner's photos (an adapter on top of it)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_app import (
+    ModelOpt,
+    ThreadsOpt,
+    app,
+    fail,
+    open_classifier,
+    stderr_console,
+)
+from .errors import FlowercamError
+
+
+@app.command()
+def learn(
+    folder: Annotated[Path, typer.Argument(help="A folder of class folders: a model class name (rose/, "
+                                           "common_dandelion/) improves it, any other name adds a class (tulip/), "
+                                           "not_a_flower/ holds photos that are no flower.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The adapter file to write (replaced atomically; "
+                                      "the daemon's is /var/lib/flowercam/adapter.npz).")],
+    model: ModelOpt = None,
+    threads: ThreadsOpt = None,
+    kind: Annotated[str, typer.Option(help="gate (the default, measured best), residual or prototypes.")
+                    ] = "residual",
+) -> None:
+    """Learn the owner's own photos: embed them with the model, fit an adapter, choose its thresholds by
+    cross-validation, write it. Seconds on a Pi; the model itself is never changed."""
+    from rich.progress import Progress
+
+    from .adapter import KINDS
+    from .fit import Recipe
+    from .learn import learn as run_learn
+
+    if kind not in KINDS:
+        raise fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    classifier = open_classifier(model, threads, False)
+    failed: list[str] = []
+    start = time.perf_counter()
+    try:
+        with Progress(transient=True, console=stderr_console()) as progress:
+            task = progress.add_task("embedding photos", total=None)
+            adapter = run_learn(classifier, folder, Recipe(kind=kind), lambda n: progress.advance(task, n),
+                                lambda path, err: failed.append(f"flowercam: {path}: {err}"),
+                                lambda n: progress.update(task, total=n))
+        adapter.save(out)
+    except FlowercamError as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"cannot write {out}: {err.strerror or err}") from None
+    for line in failed:
+        typer.echo(line, err=True)
+    added = ", ".join(adapter.added) or "none"
+    chosen = adapter.thresholds["center"]
+    typer.echo(f"{out}: {sum(adapter.photos.values())} photos of {len(adapter.photos)} classes learned in "
+               f"{time.perf_counter() - start:.1f} s ({len(failed)} unreadable); classes added: {added}; "
+               f"uncertain below {chosen['uncertain_below']:g} or similarity below {chosen['similarity_below']}")

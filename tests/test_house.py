@@ -1,0 +1,104 @@
+"""The house rules a newcomer relies on, read from the source: small modules and functions, imports that run one
+way, and no code that nothing uses."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"device/flowercam": "flowercam", "build_models": "build_models", "calibration": "calibration"}
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
+# Called by a framework, not by our code: Keras callbacks, http.server's hook.
+CALLED_BY_A_FRAMEWORK = {"on_epoch_begin", "on_train_batch_end", "handle_error"}
+# Used outside the product on purpose: the synthetic class folders are the tests' and the demos' data.
+FOR_TESTS_AND_DEMOS = {"write_class_folders"}
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for folder, package in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = [package, *path.relative_to(ROOT / folder).with_suffix("").parts]
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def test_no_module_or_function_is_too_long_to_read():
+    too_long = []
+    for name, path in _modules().items():
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {lines} lines")
+    assert not too_long, too_long
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``name`` imports, wherever in the file (a lazy import is still a dependency)."""
+    found = set()
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else [])) \
+                if node.level else node.module
+            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + "."):
+                found.add(target)
+    return found
+
+
+def test_no_import_loop():
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    loops = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        for dep in graph[name]:
+            if dep in trail:
+                loops.append(" -> ".join(trail[trail.index(dep):] + [dep]))
+            elif dep not in done:
+                visit(dep, trail + [dep])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in graph:
+        if name not in done:
+            visit(name, [name])
+    assert not loops, loops
+
+
+def test_nothing_is_defined_that_only_the_tests_use():
+    """Every function, class and method of the product is named somewhere in the product or the bench scripts
+    beyond its own definition (the tests do not count: code only they call is not part of what ships)."""
+    product = [p for folder in (*PACKAGES, "bench") for p in (ROOT / folder).rglob("*.py")]
+    product += list((ROOT / "device" / "flowercam").glob("*.html"))
+    uses: dict[str, int] = {}
+    for path in product:
+        for word in re.findall(r"[A-Za-z_]\w*", path.read_text()):
+            uses[word] = uses.get(word, 0) + 1
+    unused = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text())
+        nodes = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+        nodes += [m for n in tree.body if isinstance(n, ast.ClassDef) for m in n.body if isinstance(m, ast.FunctionDef)]
+        for node in nodes:
+            decorated = any(not (isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod", "property"))
+                            for d in node.decorator_list)  # a command or a route: the framework calls it
+            if node.name.startswith("__") or decorated or node.name in CALLED_BY_A_FRAMEWORK | FOR_TESTS_AND_DEMOS:
+                continue
+            if uses.get(node.name, 0) <= 1:
+                unused.append(f"{name}.{node.name}")
+    assert not unused, unused
