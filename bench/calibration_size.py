@@ -23,10 +23,10 @@ def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_
     from flowercam.preprocess import Preprocess
 
     from build_models.data import load_flowers102
-    from build_models.export import convert, tflite_logits
     from build_models.images import labels_of, load_arrays
     from build_models.run import load_run
-    from build_models.train import training_samples
+    from build_models.samples import training_samples
+    from build_models.tflite import convert, tflite_logits
     from calibration.representative import representative_dataset, representative_paths
 
     dataset = load_flowers102(data)

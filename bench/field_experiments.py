@@ -47,8 +47,9 @@ def features_of(both, config, data: Path | None, field: Path, test_stride: int, 
     from flowercam.preprocess import decode
 
     from build_models.data import load_flowers102
+    from build_models.fitting import predict_batches
     from build_models.images import labels_of, load_arrays
-    from build_models.train import predict_batches, training_samples
+    from build_models.samples import training_samples
 
     dataset = load_flowers102(data)
     pre = config_preprocess(config)

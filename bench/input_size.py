@@ -19,8 +19,8 @@ import typer
 def main(run: Annotated[Path, typer.Argument(help="A trained run folder.")],
          size: Annotated[list[int], typer.Option(help="Input size in pixels.")]) -> None:
     from build_models.backbones import get_backbone
+    from build_models.heads import build_head, classifier
     from build_models.run import MODEL_FILE, load_run
-    from build_models.train import build_head, classifier
 
     config, trained = load_run(run)
     spec = get_backbone(config.backbone)

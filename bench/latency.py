@@ -27,7 +27,7 @@ def build(backbone: str, size: int):
     import keras
 
     from build_models.backbones import get_backbone
-    from build_models.train import build_head, classifier
+    from build_models.heads import build_head, classifier
 
     spec = get_backbone(backbone)
     features = spec.build(size, "imagenet" if spec.family == "efficientnet-lite" else None)
@@ -54,7 +54,7 @@ def macs(model) -> int:
 def main(runs: int = 50, warmup: int = 5, out: Path = Path("bench/results")) -> None:
     from flowercam.bench import benchmark
 
-    from build_models.export import convert
+    from build_models.tflite import convert
 
     rng = np.random.default_rng(0)
     info, rows = machine_info(), []

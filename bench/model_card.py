@@ -189,11 +189,54 @@ def render_card() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _constant(module: str, name: str):
+    """A module-level constant of the project, read from its source (no import: build_models would load
+    TensorFlow)."""
+    import ast
+
+    path = ROOT / (f"device/{module}" if module.startswith("flowercam") else module).replace(".", "/")
+    tree = ast.parse(path.with_suffix(".py").read_text())
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return ast.literal_eval(node.value)
+    raise KeyError(f"{module}.{name}")
+
+
+def limits() -> str:
+    """The README's table of the limits and defaults the prose refers to, from the code that sets them."""
+    c = _constant
+    rows = [
+        ("inference threads by default", f"the cores, at most {_constant('flowercam.runtime', 'MAX_DEFAULT_THREADS')}",
+         "`flowercam.runtime.MAX_DEFAULT_THREADS`"),
+        ("largest photo decoded", f"{_constant('flowercam.preprocess', 'MAX_PIXELS') / 1e6:.0f} megapixels "
+         "(beyond: a decompression bomb)", "`flowercam.preprocess.MAX_PIXELS`"),
+        ("a decoded photo is reduced at once to", f"{_constant('flowercam.preprocess', 'MAX_WORKING_SIDE')} px on "
+         "its long side", "`flowercam.preprocess.MAX_WORKING_SIDE`"),
+        ("status page connections", f"{_constant('flowercam.http', 'MAX_CONNECTIONS')}, each with "
+         f"{_constant('flowercam.http', 'REQUEST_DEADLINE_S'):g} s to send its request",
+         "`flowercam.http.MAX_CONNECTIONS`, `REQUEST_DEADLINE_S`"),
+        ("similarity threshold chosen by export",
+         f"the one {c('build_models.export', 'SIMILARITY_QUANTILE') * 100:.0f} % of the val photos fall below",
+         "`build_models.export.SIMILARITY_QUANTILE`"),
+        ("val photos per class needed to fit a temperature or threshold",
+         str(_constant("build_models.export", "MIN_VAL_PER_CLASS")), "`build_models.export.MIN_VAL_PER_CLASS`"),
+        ("a log line of progress (output piped to a file)", f"every {c('build_models.console', 'EVERY_PERCENT')} % "
+         f"or {c('build_models.console', 'EVERY_S'):g} s", "`build_models.console.EVERY_PERCENT`, "
+         "`EVERY_S`"),
+    ]
+    lines = ["| limit or default | value | set in |", "|---|---|---|"]
+    lines += [f"| {what} | {value} | {where} |" for what, value, where in rows]
+    return "\n".join(lines)
+
+
 def render_readme(text: str) -> str:
     """README.md with its generated blocks replaced."""
     import learning  # noqa: PLC0415 (bench/ is on sys.path when run as a script or by the tests)
 
-    blocks = {"headline": headline(facts()), "learning": learning.readme_block(_load("learning"))}
+    blocks = {"headline": headline(facts()), "learning": learning.readme_block(_load("learning")),
+              "limits": limits()}
     for name, body in blocks.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)

@@ -19,8 +19,8 @@ def main(run: Annotated[Path, typer.Argument(help="A trained run folder (with ph
          alpha: Annotated[list[float], typer.Option(help="Share of the fine-tuned weights (0: before, 1: after).")]
          ) -> None:
     from build_models.backbones import get_backbone
+    from build_models.heads import build_head, classifier
     from build_models.run import MODEL_FILE, load_run
-    from build_models.train import build_head, classifier
 
     config, after = load_run(run)
     spec = get_backbone(config.backbone)

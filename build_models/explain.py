@@ -114,7 +114,8 @@ class Embeddings:
         if path.exists():
             data = np.load(path, allow_pickle=False)
             return cls(data["vectors"], data["labels"], list(data["names"]))
-        from .train import predict_batches
+        from .fitting import predict_batches
+        from .heads import embedding_model
 
         vectors = predict_batches(embedding_model(model), images(), description="embeddings")
         np.savez(path, vectors=vectors, labels=labels, names=np.array(names))
@@ -130,8 +131,3 @@ class Embeddings:
         distances = pairwise_distances(query[np.newaxis], self.vectors[candidates], metric=metric)[0]
         order = np.argsort(distances, kind="stable")[:k]
         return [(int(candidates[i]), float(distances[i])) for i in order]
-
-
-def embedding_model(model: keras.Model) -> keras.Model:
-    """Raw RGB -> pooled backbone features (the output of the ``pool`` layer)."""
-    return keras.Model(model.inputs, model.get_layer("pool").output)

@@ -6,8 +6,6 @@ logits; nothing stays in float, so it is Edge TPU ready. Each model gets a JSON 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -16,26 +14,25 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from flowercam.edgetpu import check_readiness
 from flowercam.errors import FlowercamError
 from flowercam.preprocess import Preprocess
 from flowercam.runtime import make_interpreter
-from flowercam.scores import dequantize, output_roles, softmax
+from flowercam.scores import output_roles, softmax
 from flowercam.sidecar import Sidecar, photo_fingerprint, sha256_file, write_sidecar
 
 from calibration.representative import representative_dataset, representative_paths
 from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram
 
-from .console import progress
 from .data import Flowers102
+from .fitting import predict_batches
+from .heads import embedding_model
 from .images import labels_of, load_arrays
-from .outputs import arrange_outputs, tensor_spec
+from .outputs import tensor_spec
 from .presets import TrainConfig
 from .run import load_run, run_logits
-from .train import evaluation_samples, predict_batches, training_samples
-
-PRECISIONS = ("float32", "float16", "int8")
+from .samples import evaluation_samples, training_samples
+from .tflite import PRECISIONS, class_means, convert, tflite_logits, with_probabilities, with_similarity
 
 
 @dataclass(frozen=True)
@@ -56,104 +53,6 @@ class UncertainRule:
             words += (f", or the photo's features are less similar than {self.similarity_below:g} (cosine) to "
                       "every class's mean training features")
         return words
-
-
-def convert(model, size: int, precision: str, representative=None) -> bytes:
-    """Convert a Keras model (raw RGB in, logits out) with a fixed (1, size, size, 3) input."""
-    import keras
-
-    image = keras.Input((size, size, 3), batch_size=1, name="image")
-    fixed = keras.Model(image, model(image, training=False))
-    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
-    if precision == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif precision == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the traced signature, ~100 lines a model
-        converted = converter.convert()
-    return arrange_outputs(converted, int(model.outputs[0].shape[-1]))  # classes first, as clients read them
-
-
-def tflite_logits(path: Path, images: np.ndarray, threads: int = 2, description: str = "") -> np.ndarray:
-    """Dequantized class outputs of a .tflite model for (N, S, S, 3) uint8 images, one at a time."""
-    return tflite_outputs(path, images, threads, description)[0]
-
-
-def tflite_outputs(path: Path, images: np.ndarray, threads: int = 2,
-                   description: str = "") -> tuple[np.ndarray, np.ndarray | None]:
-    """(class outputs (N, C), similarity outputs (N,) or None) of a .tflite model, dequantized, one image at a time."""
-    interpreter, _ = make_interpreter(path, threads)
-    inp = interpreter.get_input_details()[0]
-    details = interpreter.get_output_details()  # classes first (arrange_outputs), then similarity, embedding
-    out = details[0]
-    sim = next((o for o in details[1:] if int(np.prod(o["shape"])) == 1), None)
-    logits = np.empty((len(images), int(np.prod(out["shape"]))), np.float64)
-    similarity = np.empty(len(images), np.float64) if sim is not None else None
-    with progress(description or f"running {path.name}", len(images)) as advance:
-        for i, image in enumerate(images):
-            interpreter.set_tensor(inp["index"], image[np.newaxis].astype(inp["dtype"]))
-            interpreter.invoke()
-            logits[i] = dequantize(interpreter.get_tensor(out["index"])[0], *out["quantization"])
-            if sim is not None:
-                similarity[i] = dequantize(interpreter.get_tensor(sim["index"]), *sim["quantization"]).ravel()[0]
-            advance(1)
-    return logits, similarity
-
-
-def embedding_model(model):
-    """Raw RGB -> the pooled backbone features (the ``pool`` layer) of a trained classifier."""
-    import keras
-
-    return keras.Model(model.input, model.get_layer("pool").output)
-
-
-def class_means(embeddings: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(num_classes, D) unit vectors: the mean of each class's unit-normalized embeddings, normalized."""
-    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    means = np.stack([unit[labels == c].mean(0) for c in range(num_classes)])
-    return means / np.linalg.norm(means, axis=1, keepdims=True)
-
-
-def _l2_normalize_layer():
-    import keras
-
-    class L2Normalize(keras.layers.Layer):
-        """x / ||x|| over the last axis as one TFLite L2_NORMALIZATION op (int8, Edge TPU); Keras's own
-        UnitNormalization lowers to SQUARE, which stays float."""
-
-        def call(self, x):
-            return tf.math.l2_normalize(x, axis=-1)
-
-    return L2Normalize
-
-
-def with_similarity(model, means: np.ndarray):
-    """The classifier with two more outputs: the cosine similarity (N, 1) of the photo's pooled features to the
-    nearest class mean, and the embedding (N, D), those features L2-normalised (for on-device learning).
-    Integer-only ops (L2 normalization, a fixed Dense, a max)."""
-    import keras
-
-    unit = _l2_normalize_layer()(name="embedding_unit")(model.get_layer("pool").output)
-    cosine = keras.layers.Dense(len(means), use_bias=False, trainable=False, name="class_cosine")
-    similarity = keras.ops.max(cosine(unit), axis=-1, keepdims=True)
-    cosine.set_weights([means.T.astype(np.float32)])
-    return keras.Model(model.input, [model.output, similarity, unit], name="flowercam_with_similarity")
-
-
-def with_probabilities(model, temperature: float):
-    """The classifier with calibrated probabilities as its class output: softmax(logits / T) inside the graph
-    (one MUL and one SOFTMAX, both integer ops the Edge TPU runs), so that any TFLite client reads them."""
-    import keras
-
-    outputs = model.outputs
-    scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature")(outputs[0])
-    probabilities = keras.layers.Softmax(name="probabilities")(scaled)
-    return keras.Model(model.input, [probabilities, *outputs[1:]], name=f"{model.name}_probabilities")
 
 
 MIN_VAL_PER_CLASS = 5  # val photos per class below which no temperature or threshold is fitted on val
@@ -181,8 +80,6 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
     report. ``scores``: "probabilities" puts softmax(logits / T) inside the graph, so T is fixed (given, or fitted
     on the float model's val logits) before conversion; "logits" leaves it to the device, and fits T on the int8
     model's val logits."""
-    from .metadata import embed_metadata
-
     rule = rule or UncertainRule()
     config, model = load_run(run_dir)
     if config.protocol == "trainval" and temperature is None:  # its val is training data: nothing to fit on
@@ -197,24 +94,11 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
                                  calibration_folder)
     data = {split: _split_arrays(dataset, split, config, pre) for split in ("val", "test")}
     keras_logits = {split: run_logits(run_dir, model, dataset, split, config)[0] for split in data}
-    warnings = []
-    small_val = len(data["val"][1]) < MIN_VAL_PER_CLASS * dataset.num_classes
-    if small_val:
-        warnings.append(f"val has {len(data['val'][1])} photos ({len(data['val'][1]) / dataset.num_classes:.1f} per "
-                        f"class): too few to fit a temperature or thresholds (needs {MIN_VAL_PER_CLASS} per class); "
-                        "temperature 1.0 and no similarity threshold unless given (--temperature-from, "
-                        "--similarity-below), or add photos")
+    warnings = _small_val_warning(len(data["val"][1]), dataset.num_classes)
+    small_val = bool(warnings)
     if rule.similarity:
-        train_x = load_arrays(train_s, pre, "loading train")
-        embedder = embedding_model(model)
-        means = class_means(predict_batches(embedder, train_x, description="embedding train"), labels_of(train_s),
-                            dataset.num_classes)
-        if rule.similarity_below is None and config.protocol == "trainval":
-            warnings.append("the run was trained on val: no similarity threshold unless given (--similarity-below)")
-        elif rule.similarity_below is None and not small_val:
-            rule = replace(rule, similarity_below=val_similarity_below(embedder, data["val"][0], means),
-                           chosen_on=rule.chosen_on or f"val: {SIMILARITY_QUANTILE:.0%} of its photos fall below")
-        model = with_similarity(model, means)
+        model, rule = _with_similarity(model, rule, config, train_s, pre, data["val"][0],
+                                       dataset.num_classes, None if small_val else warnings)
     t, fitted_on = temperature, temperature_source
     if t is None and small_val:
         t, fitted_on = 1.0, "not fitted (val too small)"
@@ -227,41 +111,69 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
                     "warnings": warnings, "out": str(out_dir)}
     for split in data:
         report.setdefault("keras", {})[split] = _accuracy(keras_logits[split], data[split][1])
-    all_logits = {}
     representative = representative_dataset(calib, pre)
-    for precision in PRECISIONS:
-        path = out_dir / f"{name}_{precision}.tflite"
-        path.write_bytes(convert(model, config.size, precision, representative))
-        report.setdefault("size_mb_without_metadata", {})[precision] = round(path.stat().st_size / 1e6, 3)
-        embed_metadata(path, dataset.class_names, f"flowercam {name} ({precision})",
-                       f"Flower classifier, {len(dataset.class_names)} classes (Oxford 102 Category Flower "
-                       f"Dataset names), {config.backbone} at {config.size} px, {precision}; run {run_dir.name}.",
-                       "1", scores)
-        all_logits[precision] = {s: tflite_logits(path, data[s][0], description=f"{precision} {s}") for s in data}
-        report["models"][precision] = _measure(path, all_logits[precision], keras_logits, data)
+    all_logits = _write_models(model, out_dir / name, config, dataset.class_names, run_dir.name, scores,
+                               representative, data, keras_logits, report)
     report["calibration_images"] = representative.used  # the photos that calibrated it, not the paths asked for
     if representative.skipped:
         warnings.append(f"{representative.skipped} of {len(calib)} calibration photos could not be read")
     int8 = all_logits["int8"]
-    if scores == "logits":
-        if t is None:
-            t, fitted_on = fit_temperature(int8["val"], data["val"][1]), "val (int8 model)"
-        before, after = softmax(int8["test"]), softmax(int8["test"], t)
-    else:  # the int8 outputs are the calibrated probabilities; "before" is the float model at T = 1
-        before, after = softmax(keras_logits["test"]), int8["test"] / int8["test"].sum(1, keepdims=True)
-    report["calibration"] = _calibration(out_dir / f"{name}_reliability.png", before, after, data["test"][1], t,
-                                         fitted_on)
-    trained_on = tuple(sorted({photo_fingerprint(s.path) for s in (*dataset.train, *dataset.val)}))
-    for precision in PRECISIONS:
-        metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
-        metrics.pop("file")
-        write_model_sidecar(out_dir / f"{name}_{precision}.tflite", pre, dataset.class_names, precision, t,
-                            config.backbone, run_dir.name, metrics, rule=rule, calibration_images=representative.used,
-                            output_kind=scores, trained_on=trained_on)
+    if scores == "logits" and t is None:
+        t, fitted_on = fit_temperature(int8["val"], data["val"][1]), "val (int8 model)"
+    report["calibration"] = _calibration(out_dir / f"{name}_reliability.png", int8["test"], keras_logits["test"],
+                                         scores, data["test"][1], t, fitted_on)
+    _write_sidecars(out_dir / name, pre, dataset, t, config, run_dir.name, report, rule, representative.used,
+                    scores)
     if edgetpu:
         report["edgetpu_compiler"] = compile_edgetpu(out_dir / f"{name}_int8.tflite")
     (out_dir / "export_report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _with_similarity(model, rule: UncertainRule, config: TrainConfig, train_s: list, pre: Preprocess,
+                     val_x: np.ndarray, num_classes: int, warnings: list | None):
+    """The model with its similarity output (cosine to the training photos' class means), and the rule with a
+    similarity threshold from val (``warnings`` None: val too small to choose one)."""
+    embedder = embedding_model(model)
+    means = class_means(predict_batches(embedder, load_arrays(train_s, pre, "loading train"),
+                                        description="embedding train"), labels_of(train_s), num_classes)
+    if rule.similarity_below is None and config.protocol == "trainval" and warnings is not None:
+        warnings.append("the run was trained on val: no similarity threshold unless given (--similarity-below)")
+    elif rule.similarity_below is None and warnings is not None:
+        rule = replace(rule, similarity_below=val_similarity_below(embedder, val_x, means),
+                       chosen_on=rule.chosen_on or f"val: {SIMILARITY_QUANTILE:.0%} of its photos fall below")
+    return with_similarity(model, means), rule
+
+
+def _write_models(model, stem: Path, config: TrainConfig, class_names: tuple[str, ...], run_name: str, scores: str,
+                  representative, data: dict, keras_logits: dict, report: dict) -> dict:
+    """The three .tflite files (``stem``_float32 ...) with their metadata, measured into ``report``; returns the
+    outputs of each on val and test."""
+    from .metadata import embed_metadata
+
+    all_logits = {}
+    for precision in PRECISIONS:
+        path = stem.with_name(f"{stem.name}_{precision}.tflite")
+        path.write_bytes(convert(model, config.size, precision, representative))
+        report.setdefault("size_mb_without_metadata", {})[precision] = round(path.stat().st_size / 1e6, 3)
+        embed_metadata(path, class_names, f"flowercam {stem.name} ({precision})",
+                       f"Flower classifier, {len(class_names)} classes (Oxford 102 Category Flower "
+                       f"Dataset names), {config.backbone} at {config.size} px, {precision}; run {run_name}.",
+                       "1", scores)
+        all_logits[precision] = {s: tflite_logits(path, data[s][0], description=f"{precision} {s}") for s in data}
+        report["models"][precision] = _measure(path, all_logits[precision], keras_logits, data)
+    return all_logits
+
+
+def _write_sidecars(stem: Path, pre: Preprocess, dataset: Flowers102, t: float, config: TrainConfig,
+                    run_name: str, report: dict, rule: UncertainRule, calibration_images: int, scores: str) -> None:
+    trained_on = tuple(sorted({photo_fingerprint(s.path) for s in (*dataset.train, *dataset.val)}))
+    for precision in PRECISIONS:
+        metrics = {**report["models"][precision], "calibration": report["calibration"], "protocol": config.protocol}
+        metrics.pop("file")
+        write_model_sidecar(stem.with_name(f"{stem.name}_{precision}.tflite"), pre, dataset.class_names, precision,
+                            t, config.backbone, run_name, metrics, rule=rule, calibration_images=calibration_images,
+                            output_kind=scores, trained_on=trained_on)
 
 
 def run_temperature(run_dir: Path, dataset: Flowers102) -> float:
@@ -292,13 +204,28 @@ def _measure(path: Path, logits: dict, keras_logits: dict, data: dict) -> dict:
     return measured
 
 
-def _calibration(png: Path, before: np.ndarray, after: np.ndarray, labels: np.ndarray, t: float,
-                 fitted_on: str) -> dict:
-    """ECE on test of the probabilities before and after temperature ``t``, and the reliability diagram."""
+def _calibration(png: Path, int8_test: np.ndarray, keras_test: np.ndarray, scores: str, labels: np.ndarray,
+                 t: float, fitted_on: str) -> dict:
+    """ECE on test of the probabilities before and after temperature ``t``, and the reliability diagram. With
+    ``scores="probabilities"`` the int8 outputs are already the calibrated probabilities and "before" is the
+    float model at T = 1; with logits, both come from the int8 model."""
+    if scores == "logits":
+        before, after = softmax(int8_test), softmax(int8_test, t)
+    else:
+        before, after = softmax(keras_test), int8_test / int8_test.sum(1, keepdims=True)
     reliability_diagram(before, after, labels, png, title=f"int8 on test, T={t:.3f} ({fitted_on})")
     return {"temperature": t, "fitted_on": fitted_on,
             "test_ece_before": expected_calibration_error(before, labels),
             "test_ece_after": expected_calibration_error(after, labels)}
+
+
+def _small_val_warning(photos: int, num_classes: int) -> list[str]:
+    """A warning when val is too small to fit a temperature or thresholds on (none otherwise)."""
+    if photos >= MIN_VAL_PER_CLASS * num_classes:
+        return []
+    return [f"val has {photos} photos ({photos / num_classes:.1f} per class): too few to fit a temperature or "
+            f"thresholds (needs {MIN_VAL_PER_CLASS} per class); temperature 1.0 and no similarity threshold unless "
+            "given (--temperature-from, --similarity-below), or add photos"]
 
 
 def write_model_sidecar(path: Path, pre: Preprocess, labels: tuple[str, ...], precision: str, temperature: float,

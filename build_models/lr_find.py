@@ -11,11 +11,13 @@ from flowercam.preprocess import Preprocess
 
 from .backbones import get_backbone
 from .data import Flowers102
+from .fitting import predict_batches
+from .heads import build_head
 from .images import labels_of, load_arrays
 from .losses import SmoothedSparseCrossentropy
 from .presets import TrainConfig
+from .samples import training_samples
 from .schedules import lr_range_test, suggest_band
-from .train import build_head, predict_batches, training_samples
 
 
 def run_lr_find(config: TrainConfig, dataset: Flowers102, out: Path, steps: int = 300) -> tuple[float, float]:

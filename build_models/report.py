@@ -73,7 +73,7 @@ def run_calibration(run_dir: Path) -> tuple[float, str]:
 
 def train_embeddings(run_dir: Path, model, dataset: Flowers102, config) -> tuple[Embeddings, list[Sample]]:
     """Embeddings of the run's training images, cached in the run folder."""
-    from .train import training_samples
+    from .samples import training_samples
 
     train, _ = training_samples(config, dataset)
     pre = Preprocess(config.size, config.crop_fraction)
@@ -109,7 +109,7 @@ def explain_image(run_dir: Path, dataset: Flowers102, image_path: Path, out: Pat
     fig.suptitle(p_name, fontsize=TITLE_SIZE - 1)
     save_figure(fig, out / f"{stem}_explained.jpg")
     emb, train = train_embeddings(run_dir, model, dataset, config)
-    from .explain import embedding_model
+    from .heads import embedding_model
 
     query = embedding_model(model).predict(image[np.newaxis].astype(np.float32), verbose=0)[0]
     neighbours = {"euclidean_predicted_class": emb.nearest(query, 3, "euclidean", within_class=predicted),
@@ -150,7 +150,7 @@ def report_run(run_dir: Path, dataset: Flowers102, out: Path | None = None, gall
     if len(wrong):
         _gallery(run_dir, model, dataset, config, wrong, probs, labels, gallery_file)
     from .folders import MIN_TRAIN
-    from .train import training_samples
+    from .samples import training_samples
 
     trained = np.bincount(labels_of(training_samples(config, dataset)[0]), minlength=len(names))
     weak = [f"{names[c]} ({trained[c]})" for c in np.flatnonzero(trained < MIN_TRAIN)]
@@ -183,7 +183,7 @@ def _gallery(run_dir, model, dataset, config, wrong, probs, labels, path: Path) 
     pre = Preprocess(config.size, config.crop_fraction)
     test = list(dataset.test)
     emb, train = train_embeddings(run_dir, model, dataset, config)
-    from .explain import embedding_model
+    from .heads import embedding_model
 
     names = dataset.class_names
     images = load_arrays([test[i] for i in wrong], pre, "loading mistakes")

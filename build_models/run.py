@@ -15,10 +15,12 @@ from .console import phase
 from .data import Flowers102
 from .distribute import Cluster
 from .evaluate import plot_confusion, plot_history, split_metrics, write_metrics
+from .fitting import predict_batches, save_atomically
 from .folders import SPLIT_FILE
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
-from .train import evaluation_samples, predict_batches, save_atomically, train
+from .samples import evaluation_samples
+from .train import train
 
 MODEL_FILE = "model.keras"
 

@@ -30,8 +30,9 @@ def tiny_model(tmp_path_factory, dataset_dir) -> Path:
     from flowercam.preprocess import Preprocess
 
     from build_models.data import load_flowers102
-    from build_models.export import convert, write_model_sidecar
+    from build_models.export import write_model_sidecar
     from build_models.images import labels_of, load_arrays
+    from build_models.tflite import convert
     from calibration.representative import representative_dataset
 
     keras.utils.set_random_seed(0)
@@ -80,8 +81,10 @@ def learning_model(tmp_path_factory, dataset_dir) -> Path:
     from flowercam.preprocess import Preprocess
 
     from build_models.data import load_flowers102
-    from build_models.export import class_means, convert, embedding_model, with_similarity, write_model_sidecar
+    from build_models.export import write_model_sidecar
+    from build_models.heads import embedding_model
     from build_models.images import labels_of, load_arrays
+    from build_models.tflite import class_means, convert, with_similarity
     from calibration.representative import representative_dataset
 
     keras.utils.set_random_seed(0)

@@ -127,7 +127,7 @@ def test_registry_lists_valid_names():
 def test_paper_cut_points(name, size, cut_shape, unfrozen_convs):
     import keras
 
-    from build_models.train import split_backbone
+    from build_models.heads import split_backbone
 
     spec = BACKBONES[name]
     features = spec.build(size, None)

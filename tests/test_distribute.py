@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from build_models.train import EpochCheckpoint
+from build_models.fitting import EpochCheckpoint
 from tests.helpers import free_port, wait_for
 
 

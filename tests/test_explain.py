@@ -65,7 +65,7 @@ def test_lime_top_superpixel_is_in_the_patch_corner(patch_model):
 
 
 def test_similarity_search_finds_the_image_itself_first(patch_model, tmp_path):
-    from build_models.explain import embedding_model
+    from build_models.heads import embedding_model
 
     x, y = _images(20, np.random.default_rng(7))
     emb = Embeddings.load_or_compute(tmp_path / "emb.npz", patch_model, lambda: x, y, [f"{i}" for i in range(20)])

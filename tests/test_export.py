@@ -11,8 +11,9 @@ import pytest
 from flowercam.edgetpu import check_readiness
 
 from build_models.data import load_flowers102
-from build_models.export import convert, export_run
+from build_models.export import export_run
 from build_models.presets import get_preset
+from build_models.tflite import convert
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +32,18 @@ def exported(tiny_run, dataset_dir):
     return export_run(tiny_run, load_flowers102(dataset_dir), calibration_images=6), tiny_run / "export"
 
 
-def test_export_writes_three_measured_models(exported):
+def test_export_writes_three_measured_models(exported, dataset_dir):
     from flowercam.classifier import Classifier
 
     report, out = exported
+    test = load_flowers102(dataset_dir).test
     for precision in ("float32", "float16", "int8"):
         model = out / f"lite0_{precision}.tflite"
         sidecar = json.loads(model.with_suffix(".json").read_text())
         assert sidecar["precision"] == precision and sidecar["backbone"] == "lite0"
-        assert sidecar["metrics"]["test_top1"] == report["models"][precision]["test_top1"]
-        Classifier(model)  # the device accepts it (sha256, shapes, labels checked)
+        classifier = Classifier(model, crops="center")  # the device accepts it (sha256, shapes, labels checked)
+        on_device = np.mean([classifier.classify(s.path).top_k[0].index == s.label for s in test])
+        assert sidecar["metrics"]["test_top1"] == pytest.approx(on_device)  # the figure is what the device gets
     int8 = json.loads((out / "lite0_int8.json").read_text())
     assert int8["input"]["dtype"] == "uint8" and int8["output"]["dtype"] == "uint8"
     assert report["models"]["int8"]["edgetpu_readiness"].startswith("ready")
@@ -49,6 +52,23 @@ def test_export_writes_three_measured_models(exported):
     assert 0.05 <= report["calibration"]["temperature"] <= 20
     assert (out / "lite0_reliability.png").exists()
     assert (out / "lite0_int8.tflite").stat().st_size < (out / "lite0_float32.tflite").stat().st_size / 3
+
+
+def test_training_and_device_inputs_are_byte_identical(exported, tiny_run, dataset_dir):
+    """The photos as training saw them (the run's own config, as training builds its Preprocess) and as the
+    device feeds the exported model (from the sidecar the export wrote): the same bytes."""
+    from flowercam.classifier import Classifier
+    from flowercam.preprocess import Preprocess
+
+    from build_models.images import load_arrays
+    from build_models.presets import TrainConfig
+
+    config = TrainConfig.from_file(tiny_run / "config.json")
+    samples = load_flowers102(dataset_dir).train[:4]
+    training = load_arrays(samples, Preprocess(config.size, config.crop_fraction))
+    device = Classifier(exported[1] / "lite0_int8.tflite", crops="center")
+    for sample, array in zip(samples, training):
+        assert device.load(sample.path)[0][0].tobytes() == array.tobytes()
 
 
 def _tiny_keras(batch_size=None):

@@ -10,8 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"device/flowercam": "flowercam", "build_models": "build_models", "calibration": "calibration"}
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
-# Called by a framework, not by our code: Keras callbacks, http.server's hook.
-CALLED_BY_A_FRAMEWORK = {"on_epoch_begin", "on_train_batch_end", "handle_error"}
+# Called by a framework, not by our code: Keras callbacks, http.server's hooks.
+CALLED_BY_A_FRAMEWORK = {"on_epoch_begin", "on_train_batch_end", "handle_error", "do_GET", "do_POST", "log_message"}
 # Used outside the product on purpose: the synthetic class folders are the tests' and the demos' data.
 FOR_TESTS_AND_DEMOS = {"write_class_folders"}
 
