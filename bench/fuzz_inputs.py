@@ -3,7 +3,7 @@
 
 The corpus (seeded, rebuilt each run): truncations and byte flips of JPEG, PNG, WebP, GIF, TIFF and BMP photos,
 wrong extensions, headers claiming huge sizes, special files (FIFO, socket, broken and looping links, a folder
-named x.jpg, a link to /dev/zero), and models corrupted with their sidecar rewritten to match (byte flips,
+named x.jpg, a link to /dev/zero), files and folders the user may not read (run as ``nobody``), and models corrupted with their sidecar rewritten to match (byte flips,
 truncations, broken indices), broken sidecars and label files; plus valid odd photos (CMYK, 16-bit, palette,
 alpha, EXIF-rotated, tiny, large) that must just work. Verdicts: a valid input is classified (exit 0); a bad one is
 one line on stderr and a non-zero exit; never a traceback, an abort (a signal) or a hang (60 s).
@@ -43,6 +43,7 @@ class Case:
     name: str
     args: list[str]  # flowercam arguments
     valid: bool | None = False  # None: either outcome is right (a flip that may still decode)
+    user: list[str] = dataclasses.field(default_factory=list)  # a command prefix running it as another user
 
 
 def _photo(seed: int = 0, size=(320, 240)) -> Image.Image:
@@ -160,6 +161,47 @@ def _special(root: Path) -> tuple[list[Case], socket.socket]:
     return cases, server
 
 
+NOBODY = 65534
+
+
+def _unreadable(root: Path) -> list[Case]:
+    """Files and folders the user running flowercam may not read (a photo, a folder, a model, a sidecar). As root
+    nothing is unreadable, so these run as ``nobody`` (setpriv); without root or setpriv they are left out."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return []
+    shared = Path(tempfile.mkdtemp(prefix="flowercam-unreadable-", dir="/tmp"))
+    shared.chmod(0o755)
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    (shared / "ok.jpg").write_bytes(_encoded("jpg", 5))
+    (shared / "locked.jpg").write_bytes(_encoded("jpg", 6))
+    (shared / "locked.jpg").chmod(0)
+    (shared / "closed").mkdir()
+    (shared / "closed" / "inside.jpg").write_bytes(_encoded("jpg", 7))
+    (shared / "closed").chmod(0)
+    model = shared / "model"
+    model.mkdir()
+    for name in ("flowercam.tflite", "flowercam.json", "labels.txt"):
+        shutil.copy(_bundled().with_name(name), model / name)
+    sidecar_locked = shared / "model_sidecar_locked"
+    shutil.copytree(model, sidecar_locked)
+    (model / "flowercam.tflite").chmod(0)
+    (sidecar_locked / "flowercam.json").chmod(0)
+    for entry in (model, sidecar_locked, sidecar_locked / "flowercam.tflite", sidecar_locked / "labels.txt",
+                  model / "flowercam.json", model / "labels.txt", shared / "ok.jpg"):
+        entry.chmod(entry.stat().st_mode | 0o555 if entry.is_dir() else 0o644)
+    ok = str(shared / "ok.jpg")
+    cases = [Case("unreadable (as nobody)", "a photo mode 000", [str(shared / "locked.jpg")]),
+             Case("unreadable (as nobody)", "a photo in a folder mode 000", [str(shared / "closed" / "inside.jpg")]),
+             Case("unreadable (as nobody)", "a folder mode 000", [str(shared / "closed")]),
+             Case("unreadable (as nobody)", "a model mode 000", ["--model", str(model / "flowercam.tflite"), ok]),
+             Case("unreadable (as nobody)", "a sidecar mode 000",
+                  ["--model", str(sidecar_locked / "flowercam.tflite"), ok]),
+             Case("unreadable (as nobody)", "a readable photo (the control)", [ok], valid=True)]
+    for case in cases:
+        case.user = as_nobody
+    return cases
+
+
 def _bundled() -> Path:
     from flowercam.sidecar import BUNDLED_MODEL
 
@@ -215,8 +257,10 @@ def _models(root: Path, rng: random.Random) -> list[Case]:
 
 def _run(case: Case) -> dict:
     try:
-        done = subprocess.run([sys.executable, "-m", "flowercam", "classify", *case.args], capture_output=True,
-                              text=True, errors="replace", timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+        done = subprocess.run([*case.user, sys.executable, "-m", "flowercam", "classify", *case.args],
+                              capture_output=True, text=True, errors="replace", timeout=TIMEOUT_S,
+                              stdin=subprocess.DEVNULL, env={**os.environ, "HOME": "/nonexistent"} if case.user
+                              else None)
         rc, err = done.returncode, done.stderr
     except subprocess.TimeoutExpired:
         rc, err = None, ""
@@ -239,12 +283,17 @@ def main(workers: int = 2, seed: int = 0, out: Path = Path("bench/results")) -> 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         special, server = _special(root)
+        unreadable = _unreadable(root)
         cases = [*_valid(root), *_broken_photos(root, rng), *_wrong(root), *_huge_headers(root), *special,
-                 *_models(root, rng)]
+                 *_models(root, rng), *unreadable]
         typer.echo(f"{len(cases)} inputs, {workers} at a time", err=True)
         with ThreadPoolExecutor(workers) as pool:
             rows = list(pool.map(_run, cases))
         server.close()
+        if unreadable:
+            shared = Path(unreadable[0].args[0]).parent
+            subprocess.run(["chmod", "-R", "u+rwx", str(shared)], check=False)
+            shutil.rmtree(shared, ignore_errors=True)
     data = {"machine": machine_info(), "seed": seed, "rows": rows}
     write_results(out, "fuzz_inputs", data, render)
 

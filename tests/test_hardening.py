@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -273,3 +274,50 @@ def test_group_access_holds_in_a_user_namespace_that_does_not_map_the_group(tiny
     assert read.returncode == 0 and read.stdout == tiny_model.read_bytes(), read.stderr
     assert shown.stdout.strip() in ("nogroup", "nobody")  # the group is not mapped: ownership shows as nobody
     assert refused.returncode != 0 and "permission denied" in refused.stderr.lower()  # the group let it in
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="as root every file is readable: needs root to become nobody, and setpriv")
+def test_files_the_user_may_not_read_get_error_rows_never_a_traceback(tiny_model):
+    """As ``nobody``: a photo mode 000 among good ones, a photo inside a folder mode 000, and a model whose
+    sidecar may not be read. Each is one line; the good photo is still classified; the exit code says which."""
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        folder.chmod(0o755)
+        for entry in tiny_model.parent.iterdir():
+            shutil.copy(entry, folder / entry.name)
+            (folder / entry.name).chmod(0o644)
+        photos, closed = folder / "photos", folder / "closed"
+        photos.mkdir()
+        closed.mkdir()
+        flower_like().save(photos / "good.jpg")
+        flower_like(seed=2).save(photos / "locked.jpg")
+        flower_like(seed=3).save(closed / "inside.jpg")
+        (photos / "locked.jpg").chmod(0)
+        photos.chmod(0o755)
+        (photos / "good.jpg").chmod(0o644)
+        closed.chmod(0)
+        model = folder / tiny_model.name
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", sys.executable, "-m",
+                  "flowercam", "classify", "--json", "--model"]
+        env = {**os.environ, "HOME": "/nonexistent"}
+
+        def run(*args: str, model_file: Path = model) -> subprocess.CompletedProcess:
+            return subprocess.run([*nobody, str(model_file), *args], capture_output=True, text=True, env=env,
+                                  timeout=300)
+
+        batch = run(str(photos))
+        inside = run(str(closed / "inside.jpg"))
+        sidecar = model.with_suffix(".json")
+        sidecar.chmod(0)
+        no_sidecar = run(str(photos / "good.jpg"))
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwx", str(folder)], check=False)
+        shutil.rmtree(folder)
+    rows = {Path(json.loads(line)["path"]).name: json.loads(line) for line in batch.stdout.splitlines()}
+    assert batch.returncode == 1 and "label" in rows["good.jpg"], batch.stderr
+    assert "permission denied" in rows["locked.jpg"]["error"]
+    assert inside.returncode == 1 and json.loads(inside.stdout)["error"] == "permission denied", inside.stderr
+    assert no_sidecar.returncode == 2 and "cannot read sidecar" in no_sidecar.stderr
+    for done in (batch, inside, no_sidecar):
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 1, done.stderr

@@ -13,7 +13,7 @@ from .runtime import MAX_DEFAULT_THREADS
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Flower classification (Oxford 102) on the device, with latency and memory.")
 
-ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", help="A .tflite with its .json sidecar "
+ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", readable=False, help="A .tflite with its .json sidecar "
                                                "(default: the bundled model).")]
 ThreadsOpt = Annotated[int | None, typer.Option(
     "--threads", "-t", min=1, max=64, show_default=False,
@@ -27,7 +27,8 @@ UncertainOpt = Annotated[float | None, typer.Option(
     "--uncertain-below", min=0.0, max=1.0,
     help="Calibrated confidence under which the answer is 'uncertain' (default: the model's).")]
 
-AdapterOpt = Annotated[Path | None, typer.Option("--adapter", "-a", help="An adapter from flowercam learn: the "
+AdapterOpt = Annotated[Path | None, typer.Option("--adapter", "-a", readable=False,
+                                                 help="An adapter from flowercam learn: the "
                                                  "classes its owner taught it, on top of the model.")]
 SimilarityOpt = Annotated[float | None, typer.Option(
     "--similarity-below", min=-1.0, max=1.0,

@@ -24,13 +24,14 @@ from .sidecar import ModelError
 
 @app.command()
 def bench(
-    models: Annotated[list[Path] | None, typer.Option("--model", "-m",
+    models: Annotated[list[Path] | None, typer.Option("--model", "-m", readable=False,
                                                       help="Models to compare (repeat).")] = None,
     runs: Annotated[int, typer.Option(min=1, help="Timed runs per model.")] = 50,
     warmup: Annotated[int, typer.Option(min=0, help="Warm-up runs per model.")] = 5,
     threads: ThreadsOpt = None,
     edgetpu: EdgeTpuOpt = False,
-    images: Annotated[Path | None, typer.Option(help="Folder of photos: real preprocessed inputs.")] = None,
+    images: Annotated[Path | None, typer.Option(readable=False,
+                                                help="Folder of photos: real preprocessed inputs.")] = None,
     pipeline: Annotated[bool, typer.Option("--pipeline", help="Time decode + preprocess + inference on "
                                            "the photos of --images.")] = False,
     as_json: JsonOpt = False,

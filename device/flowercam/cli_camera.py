@@ -58,7 +58,7 @@ def watch(
 
 @app.command()
 def daemon(
-    config: Annotated[Path, typer.Option("--config", "-c", help="TOML config file.")] = Path(
+    config: Annotated[Path, typer.Option("--config", "-c", readable=False, help="TOML config file.")] = Path(
         "/etc/flowercam/flowercam.toml"),
     check_config: Annotated[bool, typer.Option("--check-config", help="Only check the config and the model it "
                                                "names (exit 0 or 2), e.g. before systemctl reload.")] = False,

@@ -21,10 +21,11 @@ from .errors import FlowercamError
 
 @app.command()
 def learn(
-    folder: Annotated[Path, typer.Argument(help="A folder of class folders: a model class name (rose/, "
+    folder: Annotated[Path, typer.Argument(readable=False, help="A folder of class folders: a model class name (rose/, "
                                            "common_dandelion/) improves it, any other name adds a class (tulip/), "
                                            "not_a_flower/ holds photos that are no flower.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The adapter file to write (replaced atomically; "
+    out: Annotated[Path, typer.Option("--out", "-o", readable=False,
+                                      help="The adapter file to write (replaced atomically; "
                                       "the daemon's is /var/lib/flowercam/adapter.npz).")],
     model: ModelOpt = None,
     threads: ThreadsOpt = None,

@@ -41,8 +41,8 @@ def _human(result) -> str:
 
 @app.command()
 def classify(
-    paths: Annotated[list[Path], typer.Argument(metavar="PHOTO", help="Image files or folders (searched "
-                                                "recursively); -- before a name that starts with -.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PHOTO", readable=False, help="Image files or folders "
+                                                "(searched recursively); -- before a name that starts with -.")],
     model: ModelOpt = None,
     k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=1000, help="Classes to show.")] = 3,
     threads: ThreadsOpt = None,
@@ -83,7 +83,8 @@ def classify(
 
 @app.command()
 def evaluate(
-    folder: Annotated[Path, typer.Argument(help="A folder of class folders (common_dandelion/, rose/, ...); "
+    folder: Annotated[Path, typer.Argument(readable=False,
+                                           help="A folder of class folders (common_dandelion/, rose/, ...); "
                                            "a folder that is no class name holds an unknown species.")],
     model: ModelOpt = None,
     threads: ThreadsOpt = None,

@@ -122,6 +122,8 @@ def probe(path: Path, sha256: str, edgetpu: bool = False) -> None:
                               timeout=PROBE_TIMEOUT_S, env={**os.environ, "PYTHONPATH": _package_parent()})
     except subprocess.TimeoutExpired:
         raise ModelError(f"{path.name}: the interpreter hangs on it (more than {PROBE_TIMEOUT_S:.0f} s)") from None
+    except OSError:  # no child can be started here (a sandbox, no exec rights): the checks above stand alone
+        return
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [""])[-1][:200]
         how = f"killed by signal {-done.returncode}" if done.returncode < 0 else last or f"exit {done.returncode}"

@@ -239,7 +239,7 @@ def find_images(paths: list[str | Path]) -> list[Path]:
     suffixes = image_suffixes()
     found: list[Path] = []
     for entry in map(Path, paths):
-        if not entry.is_dir():
+        if not _is_dir(entry):
             found.append(entry)
             continue
         unreadable: list[Path] = []
@@ -249,3 +249,12 @@ def find_images(paths: list[str | Path]) -> list[Path]:
             found.extend(Path(folder) / n for n in sorted(names) if Path(n).suffix.lower() in suffixes)
         found.extend(unreadable)
     return found
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; a path that cannot even be looked at (inside a folder that may not be read)
+    is not, so that it gets its own error row."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False

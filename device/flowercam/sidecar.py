@@ -156,8 +156,10 @@ def read_sidecar(model: Path) -> Sidecar:
     try:
         return _read_sidecar(model)
     except OSError as err:  # a path too long, permission denied, a folder named .json, ...
-        shown = str(model) if len(str(model)) <= 120 else str(model)[:117] + "..."
-        raise ModelError(f"cannot read model {shown}: {err.strerror or err}") from None
+        what = str(err.filename or model)
+        shown = what if len(what) <= 120 else what[:117] + "..."
+        kind = "sidecar" if what.endswith(".json") else "model"
+        raise ModelError(f"cannot read {kind} {shown}: {err.strerror or err}") from None
 
 
 def _read_sidecar(model: Path) -> Sidecar:
