@@ -3,10 +3,11 @@
 
 The corpus (seeded, rebuilt each run): truncations and byte flips of JPEG, PNG, WebP, GIF, TIFF and BMP photos,
 wrong extensions, headers claiming huge sizes, special files (FIFO, socket, broken and looping links, a folder
-named x.jpg, a link to /dev/zero), files and folders the user may not read (run as ``nobody``), and models corrupted with their sidecar rewritten to match (byte flips,
-truncations, broken indices), broken sidecars and label files; plus valid odd photos (CMYK, 16-bit, palette,
-alpha, EXIF-rotated, tiny, large) that must just work. Verdicts: a valid input is classified (exit 0); a bad one is
-one line on stderr and a non-zero exit; never a traceback, an abort (a signal) or a hang (60 s).
+named x.jpg, a link to /dev/zero), files and folders the user may not read (run as ``nobody``), and models
+corrupted with their sidecar rewritten to match (byte flips, truncations, broken indices), broken sidecars and
+label files; plus valid odd photos (CMYK, 16-bit, palette, alpha, EXIF-rotated, tiny, large) that must just work.
+Verdicts: a valid input is classified (exit 0); a bad one is one line on stderr and a non-zero exit; never a
+traceback, an abort (a signal) or a hang (60 s).
 
 Usage: python bench/fuzz_inputs.py [--workers 2]  ->  bench/results/fuzz_inputs.{json,md}
 """
