@@ -26,7 +26,7 @@ def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_
     from build_models.images import labels_of, load_arrays
     from build_models.run import load_run
     from build_models.samples import training_samples
-    from build_models.tflite import convert, tflite_logits
+    from build_models.tflite import convert, tflite_scores
     from calibration.representative import representative_dataset, representative_paths
 
     dataset = load_flowers102(data)
@@ -43,7 +43,7 @@ def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_
             path = Path(tmp) / "int8.tflite"
             path.write_bytes(convert(model, config.size, "int8", representative_dataset(files, pre)))
             convert_s = time.perf_counter() - t0
-            accuracy = float((tflite_logits(path, x_val).argmax(1) == y_val).mean())
+            accuracy = float((tflite_scores(path, x_val).argmax(1) == y_val).mean())
         rows.append({"calibration_images": len(files), "val_top1_int8": accuracy, "convert_s": round(convert_s, 1)})
         print(rows[-1], flush=True)
     data = {"run": str(run), "preset": config.preset, "protocol": config.protocol, "machine": machine_info(),

@@ -214,6 +214,9 @@ def limits() -> str:
          "(beyond: a decompression bomb)", "`flowercam.preprocess.MAX_PIXELS`"),
         ("a decoded photo is reduced at once to", f"{_constant('flowercam.preprocess', 'MAX_WORKING_SIDE')} px on "
          "its long side", "`flowercam.preprocess.MAX_WORKING_SIDE`"),
+        ("a camera or video frame is shrunk as it is captured to", f"{c('flowercam.sources.opencv', 'MAX_SIDE')} px "
+         "on its long side (huge MJPEG frames are decoded at 1/2 to 1/8, never whole)",
+         "`flowercam.sources.opencv.MAX_SIDE`"),
         ("status page connections", f"{_constant('flowercam.http', 'MAX_CONNECTIONS')}, each with "
          f"{_constant('flowercam.http', 'REQUEST_DEADLINE_S'):g} s to send its request",
          "`flowercam.http.MAX_CONNECTIONS`, `REQUEST_DEADLINE_S`"),

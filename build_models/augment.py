@@ -1,4 +1,5 @@
-"""Augmentation as Keras preprocessing layers, applied in a ``tf.data`` pipeline.
+"""Augmentation as Keras preprocessing layers: applied to each batch of views as the feature cache is built
+(``train.build_cache``), and inside a ``tf.data`` pipeline on the uncached path.
 
 The seed's set (rotation ±20°, brightness 0.7-1.3, zoom 0.8-1.2, horizontal flip), plus
 optional colour jitter for robustness to other cameras and light.

@@ -39,7 +39,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class Flowers102:
-    """The three official splits and the class names."""
+    """A dataset in three splits (train, val, test) with its class names: the Oxford 102 layout read here, or a
+    folder of class folders split by :mod:`build_models.folders`."""
 
     root: Path
     class_names: tuple[str, ...]

@@ -32,7 +32,7 @@ from .outputs import tensor_spec
 from .presets import TrainConfig
 from .run import load_run, run_logits
 from .samples import evaluation_samples, training_samples
-from .tflite import PRECISIONS, class_means, convert, tflite_logits, with_probabilities, with_similarity
+from .tflite import PRECISIONS, class_means, convert, tflite_scores, with_probabilities, with_similarity
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def _write_models(model, stem: Path, config: TrainConfig, class_names: tuple[str
                        f"Flower classifier, {len(class_names)} classes (Oxford 102 Category Flower "
                        f"Dataset names), {config.backbone} at {config.size} px, {precision}; run {run_name}.",
                        "1", scores)
-        all_logits[precision] = {s: tflite_logits(path, data[s][0], description=f"{precision} {s}") for s in data}
+        all_logits[precision] = {s: tflite_scores(path, data[s][0], description=f"{precision} {s}") for s in data}
         report["models"][precision] = _measure(path, all_logits[precision], keras_logits, data)
     return all_logits
 

@@ -40,8 +40,9 @@ def convert(model, size: int, precision: str, representative=None) -> bytes:
     return arrange_outputs(converted, int(model.outputs[0].shape[-1]))  # classes first, as clients read them
 
 
-def tflite_logits(path: Path, images: np.ndarray, threads: int = 2, description: str = "") -> np.ndarray:
-    """Dequantized class outputs of a .tflite model for (N, S, S, 3) uint8 images, one at a time."""
+def tflite_scores(path: Path, images: np.ndarray, threads: int = 2, description: str = "") -> np.ndarray:
+    """Dequantized class outputs of a .tflite model for (N, S, S, 3) uint8 images, one at a time: logits, or
+    calibrated probabilities for a model exported with ``scores="probabilities"`` (the default)."""
     return tflite_outputs(path, images, threads, description)[0]
 
 

@@ -321,3 +321,25 @@ def test_files_the_user_may_not_read_get_error_rows_never_a_traceback(tiny_model
     assert no_sidecar.returncode == 2 and "cannot read sidecar" in no_sidecar.stderr
     for done in (batch, inside, no_sidecar):
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 1, done.stderr
+
+
+def test_huge_mjpeg_frames_are_decoded_reduced_and_memory_stays_bounded(tmp_path):
+    """8000×6000 MJPEG frames: each JPEG is decoded at a fraction (never whole), so a reading process peaks far
+    below one full frame's decode (measured in a child process: VmHWM), and every frame fits MAX_SIDE."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "huge.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 2, (8000, 6000))
+    for i in range(3):
+        writer.write(np.full((6000, 8000, 3), 60 * i, np.uint8))
+    writer.release()
+    code = ("import sys\nfrom flowercam.sources import open_source\nfrom flowercam.sources.opencv import MAX_SIDE\n"
+            "s = open_source(sys.argv[1]); s.open(); sides = []\n"
+            "while (f := s.read()) is not None: sides.append(max(f.shape[:2]))\n"
+            "peak = int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) // 1024\n"
+            "print(len(sides), max(sides) <= MAX_SIDE, min(sides), peak)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(clip)], capture_output=True, text=True, timeout=120)
+    frames, fits, smallest, peak_mb = done.stdout.split()
+    assert frames == "3" and fits == "True" and int(smallest) >= 1024, done.stdout + done.stderr
+    assert int(peak_mb) < 250, peak_mb  # one whole 8000×6000 decode alone is 144 MB, and OpenCV holds several

@@ -25,6 +25,7 @@ class OpenCVSource(FrameSource):
         # a camera or a stream is live (frames in between are dropped); a file, also as file://, is paced
         self.live = isinstance(target, int) or ("://" in str(target) and not str(target).startswith("file://"))
         self._capture = None
+        self._reduced = None  # for huge MJPEG frames: the imdecode flag that decodes them at 1/2, 1/4 or 1/8
         self.bad_frames = 0  # frames that could not be decoded and were skipped
 
     def open(self) -> None:
@@ -44,6 +45,7 @@ class OpenCVSource(FrameSource):
             capture.release()
             raise SourceError(f"cannot open {self.name}")
         self._capture = capture
+        self._reduced = _reduced_decoding(cv2, capture) if isinstance(self.target, str) else None
 
     def read(self) -> np.ndarray | None:
         if self._capture is None:
@@ -53,6 +55,9 @@ class OpenCVSource(FrameSource):
         first_failure = None
         for _ in range(MAX_BAD_IN_A_ROW):
             ok, frame = self._capture.read()
+            if ok and frame is not None and self._reduced is not None:  # a JPEG packet: decoded at a fraction
+                frame = cv2.imdecode(frame, self._reduced)
+                ok = frame is not None
             if ok and frame is not None:
                 if max(frame.shape[:2]) > MAX_SIDE:
                     scale = MAX_SIDE / max(frame.shape[:2])
@@ -76,3 +81,19 @@ class OpenCVSource(FrameSource):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+def _reduced_decoding(cv2, capture) -> int | None:
+    """For an MJPEG file or stream whose frames are larger than :data:`MAX_SIDE`: switch the capture to raw
+    packets and return the ``imdecode`` flag that decodes each JPEG at the first of 1/2, 1/4, 1/8 that fits in
+    MAX_SIDE (so at least half of it: far more than the model reads), so that a full-size frame is never in
+    memory (8000×8000 frames: 75 MB peak instead of 560 MB). None for anything else (other codecs are decoded
+    whole, then shrunk)."""
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
+    side = max(capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if fourcc.upper() not in (b"MJPG", b"JPEG") or side <= MAX_SIDE or not capture.set(cv2.CAP_PROP_FORMAT, -1):
+        return None
+    for factor, flag in ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4)):
+        if side / factor <= MAX_SIDE:
+            return flag
+    return cv2.IMREAD_REDUCED_COLOR_8  # still larger than MAX_SIDE: shrunk after decoding, like any frame
