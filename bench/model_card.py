@@ -229,6 +229,9 @@ def limits() -> str:
          f"or {c('build_models.console', 'EVERY_S'):g} s", "`build_models.console.EVERY_PERCENT`, "
          "`EVERY_S`"),
     ]
+    rows.append(("settings a reload keeps until the next restart (bound or opened at start)",
+                 ", ".join(f"`{name}`" for name in c("flowercam.reloading", "RESTART_NEEDED")),
+                 "`flowercam.reloading.RESTART_NEEDED`"))
     lines = ["| limit or default | value | set in |", "|---|---|---|"]
     lines += [f"| {what} | {value} | {where} |" for what, value, where in rows]
     return "\n".join(lines)
