@@ -19,6 +19,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from flowercam.scores import softmax
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine_info  # noqa: E402
@@ -111,13 +112,6 @@ def config_preprocess(config):
     from flowercam.preprocess import Preprocess
 
     return Preprocess(config.size, config.crop_fraction)
-
-
-def softmax(logits: np.ndarray, t: float) -> np.ndarray:
-    z = logits / t
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -127,7 +127,7 @@ class _Training:
         with cluster.strategy.scope():
             self.features = self.spec.build(config.size, config.weights)
             self.bottom, self.top = split_backbone(self.features, self.spec.split)
-            self.head = build_head(self.spec, dataset.num_classes, self.features.output_shape[-1])
+        self.head = None  # built at phase 1, after the cache (the order the seeded initialisers were drawn in)
         self.n_classes, self.early = dataset.num_classes, config.protocol == "paper"
         self.pool = keras.layers.GlobalAveragePooling2D()
         self.timings: dict = {}
@@ -164,7 +164,9 @@ class _Training:
 
     def phase1(self) -> None:
         """The head on pooled features of the frozen backbone, with a cyclical LR."""
-        config, cluster, head = self.config, self.cluster, self.head
+        config, cluster = self.config, self.cluster
+        with cluster.strategy.scope():
+            self.head = head = build_head(self.spec, self.n_classes, self.features.output_shape[-1])
         head_weights = self.work / "phase1_head.weights.h5"
         if cluster.everywhere([head_weights.exists()])[0]:
             head.load_weights(head_weights)
