@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class Daemon:
+    """One daemon: its config and classifier, the source loop, reloads; results go out through ``outputs``."""
+
     def __init__(self, config: Config, classifier: Classifier, events: EventWriter,
                  notifier: Notifier | None = None, signals: Signals | None = None,
                  config_path: Path | None = None) -> None:
