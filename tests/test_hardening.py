@@ -234,7 +234,7 @@ def test_huge_frames_and_photos_are_shrunk_at_once(tmp_path, tiny_model):
     writer.release()
     with open_source(str(clip)) as source:
         frame = source.read()
-    assert frame.shape == (MAX_SIDE, MAX_SIDE, 3)
+    assert MAX_SIDE // 2 <= frame.shape[0] == frame.shape[1] <= MAX_SIDE  # decoded at 1/4: 1500 px
     side = 9000
     Image.new("RGB", (side, side), (200, 40, 90)).save(tmp_path / "huge.png", compress_level=1)
     done = subprocess.run([sys.executable, "-c", (
