@@ -97,8 +97,11 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
     warnings = _small_val_warning(len(data["val"][1]), dataset.num_classes)
     small_val = bool(warnings)
     if rule.similarity:
-        model, rule = _with_similarity(model, rule, config, train_s, pre, data["val"][0],
-                                       dataset.num_classes, None if small_val else warnings)
+        trained_on_val = config.protocol == "trainval"
+        if rule.similarity_below is None and trained_on_val and not small_val:
+            warnings.append("the run was trained on val: no similarity threshold unless given (--similarity-below)")
+        model, rule = _with_similarity(model, rule, train_s, pre, data["val"][0], dataset.num_classes,
+                                       fit_threshold=not (small_val or trained_on_val))
     t, fitted_on = temperature, temperature_source
     if t is None and small_val:
         t, fitted_on = 1.0, "not fitted (val too small)"
@@ -130,16 +133,14 @@ def export_run(run_dir: Path, dataset: Flowers102, out_dir: Path | None = None, 
     return report
 
 
-def _with_similarity(model, rule: UncertainRule, config: TrainConfig, train_s: list, pre: Preprocess,
-                     val_x: np.ndarray, num_classes: int, warnings: list | None):
+def _with_similarity(model, rule: UncertainRule, train_s: list, pre: Preprocess, val_x: np.ndarray,
+                     num_classes: int, fit_threshold: bool):
     """The model with its similarity output (cosine to the training photos' class means), and the rule with a
-    similarity threshold from val (``warnings`` None: val too small to choose one)."""
+    similarity threshold chosen on val where none is given and ``fit_threshold`` (val held out, large enough)."""
     embedder = embedding_model(model)
     means = class_means(predict_batches(embedder, load_arrays(train_s, pre, "loading train"),
                                         description="embedding train"), labels_of(train_s), num_classes)
-    if rule.similarity_below is None and config.protocol == "trainval" and warnings is not None:
-        warnings.append("the run was trained on val: no similarity threshold unless given (--similarity-below)")
-    elif rule.similarity_below is None and warnings is not None:
+    if rule.similarity_below is None and fit_threshold:
         rule = replace(rule, similarity_below=val_similarity_below(embedder, val_x, means),
                        chosen_on=rule.chosen_on or f"val: {SIMILARITY_QUANTILE:.0%} of its photos fall below")
     return with_similarity(model, means), rule

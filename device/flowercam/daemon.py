@@ -21,7 +21,7 @@ from .metrics import Metrics, stall_seconds
 from .notify import Notifier
 from .outputs import DaemonOutputs, new_window
 from .pacing import Pacer
-from .reloading import plan_reload
+from .reloading import Reload, plan_reload
 from .review import Review, start_review
 from .signals import Signals
 from .smoothing import Smoother
@@ -150,7 +150,7 @@ class Daemon:
         self.outputs.status()
         return True
 
-    def _apply(self, plan, new_labels: bool) -> None:
+    def _apply(self, plan: Reload, new_labels: bool) -> None:
         """Swap in what the reload applied: the source, pacing and stall limit, smoothing, the review's pace and
         quota, the outputs (snapshots, heartbeats, MQTT)."""
         config = plan.config
@@ -164,7 +164,7 @@ class Daemon:
         if plan.changed("smoothing") or new_labels:  # e.g. an adapter added classes
             s = config.smoothing
             self.smoother = Smoother(s.window, s.enter, s.stay)
-        if self.review is not None:
+        if self.review is not None and plan.changed("review"):
             self.review.pace(config.review)
         self.outputs.apply(config, self.classifier.model.name)
 
