@@ -20,7 +20,7 @@ from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 def main(run: Path, data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
          sizes: str = "50,100,300,1000", out: Path = Path("bench/results")) -> None:
-    from flowercam.preprocess import Preprocess
+    from flowercam.model.preprocess import Preprocess
 
     from build_models.data import load_flowers102
     from build_models.images import labels_of, load_arrays

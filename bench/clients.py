@@ -50,7 +50,7 @@ def flowercam_top3(model: Path, photo: Path) -> dict:
 
 
 def measured(model: Path, data: Path | None, field: Path) -> dict:
-    from flowercam.edgetpu import check_readiness
+    from flowercam.model.edgetpu import check_readiness
 
     test = test_split(model, data, "center")
     in_field = evaluate(model, field, "center")
@@ -65,7 +65,7 @@ def main(logits_rev: str = "12aeb4b",
          field: Annotated[Path, typer.Option()] = Path("../shared/field_dev"),
          data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
          out: Path = Path("bench/results")) -> None:
-    from flowercam.sidecar import BUNDLED_MODEL
+    from flowercam.model.sidecar import BUNDLED_MODEL
 
     report = json.loads(export_report.read_text())
     data_out = {"machine": machine_info(), "sample": SAMPLE.name, "logits_rev": logits_rev,

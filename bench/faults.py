@@ -347,7 +347,7 @@ def corrupt_model(tmp: Path, video: Path) -> dict:
     exit 2 (systemd does not restart it: RestartPreventExitStatus=2)."""
     import dataclasses
 
-    from flowercam.sidecar import BUNDLED_MODEL, read_sidecar, sha256_file, write_sidecar
+    from flowercam.model.sidecar import BUNDLED_MODEL, read_sidecar, sha256_file, write_sidecar
 
     folder = tmp / "corrupt"
     folder.mkdir()

@@ -85,7 +85,7 @@ def figures(field: dict, test: dict) -> dict:
 def main(field: Annotated[Path, typer.Option()] = Path("../shared/field_dev"),
          data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
          baseline_rev: str = "f25bdce", out: Path = Path("bench/results")) -> None:
-    from flowercam.sidecar import BUNDLED_MODEL
+    from flowercam.model.sidecar import BUNDLED_MODEL
 
     with tempfile.TemporaryDirectory() as tmp:
         baseline = bundled_model_at(baseline_rev, Path(tmp), "baseline")

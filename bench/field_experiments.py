@@ -19,7 +19,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from flowercam.scores import softmax
+from flowercam.model.scores import softmax
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine_info  # noqa: E402
@@ -45,7 +45,7 @@ def features(run: Path, data: Path | None, field: Path, test_stride: int = 3) ->
 
 def features_of(both, config, data: Path | None, field: Path, test_stride: int, cache: Path) -> dict[str, np.ndarray]:
     """Run ``both`` (raw RGB -> [logits, pooled features]) over train, val, test and field_dev; save to ``cache``."""
-    from flowercam.preprocess import decode
+    from flowercam.model.preprocess import decode
 
     from build_models.data import load_flowers102
     from build_models.fitting import predict_batches
@@ -109,7 +109,7 @@ def probe_features(data: Path | None, field: Path, folder: Path, test_stride: in
 
 
 def config_preprocess(config):
-    from flowercam.preprocess import Preprocess
+    from flowercam.model.preprocess import Preprocess
 
     return Preprocess(config.size, config.crop_fraction)
 

@@ -204,13 +204,13 @@ def _unreadable(root: Path) -> list[Case]:
 
 
 def _bundled() -> Path:
-    from flowercam.sidecar import BUNDLED_MODEL
+    from flowercam.model.sidecar import BUNDLED_MODEL
 
     return BUNDLED_MODEL
 
 
 def _models(root: Path, rng: random.Random) -> list[Case]:
-    from flowercam.sidecar import read_sidecar, sha256_file, write_sidecar
+    from flowercam.model.sidecar import read_sidecar, sha256_file, write_sidecar
 
     source = _bundled()
     sidecar = read_sidecar(source)

@@ -52,7 +52,7 @@ def macs(model) -> int:
 
 
 def main(runs: int = 50, warmup: int = 5, out: Path = Path("bench/results")) -> None:
-    from flowercam.bench import benchmark
+    from flowercam.model.benchmark import benchmark
 
     from build_models.tflite import convert
 

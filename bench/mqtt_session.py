@@ -26,7 +26,7 @@ from tests.test_mqtt import Broker, Listener  # noqa: E402
 
 
 def main(out: Path = Path("bench/results")) -> None:
-    from flowercam.sidecar import BUNDLED_MODEL
+    from flowercam.model.sidecar import BUNDLED_MODEL
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

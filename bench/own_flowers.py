@@ -62,7 +62,7 @@ def timed(command: list[str], log: Path) -> dict:
 
 def reference(test: Path, rev: str) -> dict:
     """The 102-class model of ``rev`` (logits output) on the class folders' test photos."""
-    from flowercam.labels import folder_class
+    from flowercam.model.labels import folder_class
 
     with tempfile.TemporaryDirectory() as tmp:
         model = bundled_model_at(rev, Path(tmp), "reference")

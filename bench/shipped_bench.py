@@ -20,7 +20,7 @@ from machine import header_markdown, machine_info, write_results  # noqa: E402
 
 def main(fp32: Path = Path("runs/lite0-field-trainval/export/lite0-field_float32.tflite"), runs: int = 200,
          out: Path = Path("bench/results")) -> None:
-    from flowercam.sidecar import BUNDLED_MODEL
+    from flowercam.model.sidecar import BUNDLED_MODEL
 
     flowercam = [sys.executable, "-m", "flowercam", "bench", "--runs", str(runs)]
     results = {}

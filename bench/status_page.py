@@ -25,7 +25,7 @@ PHOTOS = (1315, 5399, 1143)  # petunia, sunflower, rose: test photos of the offi
 def make_video(data: Path | None, path: Path) -> Path:
     import cv2
     import numpy as np
-    from flowercam.preprocess import decode
+    from flowercam.model.preprocess import decode
 
     from build_models.data import load_flowers102
 
@@ -41,7 +41,7 @@ def make_video(data: Path | None, path: Path) -> Path:
 
 def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
          out: Path = Path("docs/status_page.jpg")) -> None:
-    from flowercam.sidecar import BUNDLED_MODEL
+    from flowercam.model.sidecar import BUNDLED_MODEL
 
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(data, Path(tmp) / "garden.avi")

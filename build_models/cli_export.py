@@ -40,8 +40,8 @@ def anchors(
 ) -> None:
     """Write MODEL.anchors.npz: the model's own training photos, embedded by the device's code. flowercam learn
     fits its adapters with them, so that the classes nobody taught it keep the model's answers."""
-    from flowercam.classifier import Classifier
-    from flowercam.learn import write_anchors
+    from flowercam.learning.learn import write_anchors
+    from flowercam.model.classifier import Classifier
 
     from .console import progress
 
@@ -87,7 +87,7 @@ def export(
     """Export a run to TFLite float32, float16 and int8 with sidecars, measured with the interpreter."""
     start_tensorflow()
 
-    from flowercam.preprocess import CROP_SETS
+    from flowercam.model.preprocess import CROP_SETS
 
     from .export import UncertainRule, export_run
 
@@ -124,7 +124,7 @@ def _temperature(temperature_from: Path | None, data_dir: Path | None) -> tuple[
 
 def _other_crops(other_crops: str | None) -> dict:
     """``--other-crops CROPS=UNCERTAIN/SIMILARITY`` as {crops: thresholds}."""
-    from flowercam.preprocess import CROP_SETS
+    from flowercam.model.preprocess import CROP_SETS
 
     if not other_crops:
         return {}
@@ -166,7 +166,7 @@ def compile_cmd(
 ) -> None:
     """Compile an exported int8 model for the Coral Edge TPU (edgetpu_compiler) and write the compiled model's
     sidecar; where the compiler was run elsewhere, write the sidecar of MODEL_edgetpu.tflite beside MODEL."""
-    from flowercam.sidecar import ModelError
+    from flowercam.model.sidecar import ModelError
 
     from .export import compile_edgetpu, write_compiled_sidecar
 

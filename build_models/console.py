@@ -104,7 +104,7 @@ def quiet_tensorflow(prepare: Callable[[], None] | None = None) -> str:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return _describe_devices(prepare)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from flowercam.runtime import filtered_stderr
+    from flowercam.model.runtime import filtered_stderr
 
     with filtered_stderr(lambda line: False):
         line = _describe_devices(prepare)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from flowercam.scores import softmax
+from flowercam.model.scores import softmax
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 
 

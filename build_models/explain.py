@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from flowercam.scores import softmax
+from flowercam.model.scores import softmax
 
 
 def gradcam(model: keras.Model, layer: str, image: np.ndarray, class_index: int | None = None

@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from flowercam.edgetpu import check_readiness
 from flowercam.errors import FlowercamError
-from flowercam.preprocess import Preprocess
-from flowercam.runtime import make_interpreter
-from flowercam.scores import output_roles, softmax
-from flowercam.sidecar import Sidecar, photo_fingerprint, sha256_file, write_sidecar
+from flowercam.model.edgetpu import check_readiness
+from flowercam.model.preprocess import Preprocess
+from flowercam.model.runtime import make_interpreter
+from flowercam.model.scores import output_roles, softmax
+from flowercam.model.sidecar import Sidecar, photo_fingerprint, sha256_file, write_sidecar
 
 from calibration.representative import representative_dataset, representative_paths
 from calibration.temperature import expected_calibration_error, fit_temperature, reliability_diagram
@@ -284,7 +284,7 @@ def compile_edgetpu(path: Path) -> dict:
 def write_compiled_sidecar(uncompiled: Path, compiled: Path) -> Path:
     """The compiled model's sidecar: the uncompiled one's, with the compiled file's sha256 and the uncompiled
     file's beside it."""
-    from flowercam.sidecar import read_sidecar
+    from flowercam.model.sidecar import read_sidecar
 
     source = read_sidecar(uncompiled)
     return write_sidecar(compiled, replace(source, sha256=sha256_file(compiled), compiled_from=source.sha256))

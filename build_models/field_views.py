@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from flowercam.preprocess import Preprocess
+from flowercam.model.preprocess import Preprocess
 from PIL import Image, ImageFilter
 
 

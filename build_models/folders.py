@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from flowercam.labels import class_name
-from flowercam.preprocess import image_suffixes
+from flowercam.model.labels import class_name
+from flowercam.model.preprocess import image_suffixes
 
 from .data import DatasetError, Flowers102, Sample
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from flowercam.preprocess import ImageError, Preprocess, decode
+from flowercam.model.preprocess import ImageError, Preprocess, decode
 from PIL import Image
 
 from .console import progress

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from flowercam.preprocess import Preprocess
+from flowercam.model.preprocess import Preprocess
 
 from .backbones import get_backbone
 from .data import Flowers102

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 from flowercam.errors import FlowercamError
-from flowercam.metadata import LABEL_FILE
-from flowercam.runtime import make_interpreter
-from flowercam.scores import output_roles
+from flowercam.model.metadata import LABEL_FILE
+from flowercam.model.runtime import make_interpreter
+from flowercam.model.scores import output_roles
 
 INSTALL_HINT = ("embedding TFLite Metadata needs tflite-support's metadata writers: "
                 "pip install --no-deps tflite-support==0.4.4 (and the libusb-1.0-0 system package)")

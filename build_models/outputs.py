@@ -13,7 +13,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from flowercam.errors import FlowercamError
-from flowercam.scores import output_roles
+from flowercam.model.scores import output_roles
 
 EMBEDDING_TENSOR = "embedding_unit"  # the name of the L2-normalisation layer in build-models' graphs
 NAMES = ("probabilities", "similarity", "embedding")
@@ -101,8 +101,8 @@ def add_embedding_output(model_path, description: str | None = None) -> dict:
     import dataclasses
     from pathlib import Path
 
-    from flowercam.runtime import make_interpreter
-    from flowercam.sidecar import read_sidecar, sha256_file, write_sidecar
+    from flowercam.model.runtime import make_interpreter
+    from flowercam.model.sidecar import read_sidecar, sha256_file, write_sidecar
 
     from .metadata import embed_metadata, metadata_json
 
@@ -126,7 +126,7 @@ def add_embedding_output(model_path, description: str | None = None) -> dict:
 
 def tensor_spec(detail: dict):
     """The sidecar's record of an interpreter tensor (shape, dtype, quantization)."""
-    from flowercam.sidecar import TensorSpec
+    from flowercam.model.sidecar import TensorSpec
 
     scale, zero_point = detail["quantization"]
     return TensorSpec(tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name, float(scale),

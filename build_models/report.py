@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-from flowercam.preprocess import Preprocess
-from flowercam.scores import softmax
+from flowercam.model.preprocess import Preprocess
+from flowercam.model.scores import softmax
 
 from .backbones import get_backbone
 from .data import Flowers102, Sample

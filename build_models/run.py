@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 from flowercam.errors import FlowercamError
-from flowercam.preprocess import Preprocess
+from flowercam.model.preprocess import Preprocess
 
 from .console import phase
 from .data import Flowers102

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from flowercam.runtime import make_interpreter
-from flowercam.scores import dequantize
+from flowercam.model.runtime import make_interpreter
+from flowercam.model.scores import dequantize
 
 from .console import progress
 from .outputs import arrange_outputs

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from flowercam.preprocess import Preprocess
-from flowercam.resources import peak_rss_mb
+from flowercam.model.preprocess import Preprocess
+from flowercam.model.resources import peak_rss_mb
 
 from .augment import augmenter
 from .backbones import get_backbone

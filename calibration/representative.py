@@ -2,7 +2,7 @@
 
 A class-balanced, seeded sample of training images, optionally with a folder of the
 user's own images (e.g. frames from the camera the model will run on), all through
-exactly the device's preprocessing (``flowercam.preprocess``).
+exactly the device's preprocessing (``flowercam.model.preprocess``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from flowercam.errors import FlowercamError
-from flowercam.preprocess import ImageError, Preprocess, find_images
+from flowercam.model.preprocess import ImageError, Preprocess, find_images
 
 
 class CalibrationError(FlowercamError, FileNotFoundError):

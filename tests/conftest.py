@@ -27,7 +27,7 @@ def dataset_dir(tmp_path_factory) -> Path:
 def tiny_model(tmp_path_factory, dataset_dir) -> Path:
     """A real full-integer TFLite model (uint8 in, uint8 logits out) with its sidecar, trained briefly."""
     import keras
-    from flowercam.preprocess import Preprocess
+    from flowercam.model.preprocess import Preprocess
 
     from build_models.data import load_flowers102
     from build_models.export import write_model_sidecar
@@ -76,9 +76,9 @@ def learning_model(tmp_path_factory, dataset_dir) -> Path:
     """A tiny real int8 model with the three outputs of an exported one (classes, similarity, embedding), its
     sidecar and its anchors (the training photos embedded), as ``flowercam learn`` needs."""
     import keras
-    from flowercam.classifier import Classifier
-    from flowercam.learn import write_anchors
-    from flowercam.preprocess import Preprocess
+    from flowercam.learning.learn import write_anchors
+    from flowercam.model.classifier import Classifier
+    from flowercam.model.preprocess import Preprocess
 
     from build_models.data import load_flowers102
     from build_models.export import write_model_sidecar

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from flowercam.preprocess import Preprocess
-from flowercam.scores import softmax
+from flowercam.model.preprocess import Preprocess
+from flowercam.model.scores import softmax
 
 from calibration.representative import balanced_sample, representative_dataset, representative_paths
 from calibration.temperature import expected_calibration_error, fit_temperature

@@ -37,7 +37,7 @@ print("Number of operations that will run on CPU: 1")
 def _model(tmp_path, tiny_model) -> Path:
     import shutil
 
-    from flowercam.sidecar import sidecar_path
+    from flowercam.model.sidecar import sidecar_path
 
     model = tmp_path / "tiny_int8.tflite"
     shutil.copy(tiny_model, model)
@@ -98,8 +98,8 @@ def test_without_the_compiler_export_says_the_exact_command(tmp_path, tiny_model
 def test_the_tensorflow_fallback_runtime_has_the_delegate_and_resolver_too(tiny_model, monkeypatch):
     """On a workstation without ai-edge-litert or tflite-runtime, tf.lite is the interpreter: the readiness
     check (no default delegates) works there and --edgetpu without a Coral is one clear error."""
-    from flowercam import runtime
-    from flowercam.edgetpu import check_readiness
+    from flowercam.model import runtime
+    from flowercam.model.edgetpu import check_readiness
 
     monkeypatch.setattr(runtime, "_BACKENDS", tuple(b for b in runtime._BACKENDS if b[0] == "tensorflow"))
     interpreter, name = runtime.make_interpreter(tiny_model, plain=True)

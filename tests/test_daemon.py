@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flowercam.config import ConfigError, load_config
-from flowercam.smoothing import Smoother
+from flowercam.daemon.config import ConfigError, load_config
+from flowercam.daemon.smoothing import Smoother
 
 from tests.helpers import daemon_config as _config
 from tests.helpers import events_of as _events
@@ -322,7 +322,7 @@ def test_bad_source_uris_are_usage_errors(tmp_path, tiny_model):
 def test_http_survives_idle_slow_and_aborted_clients(tmp_path, tiny_model, video):
     """Idle connections are dropped after the timeout and capped; a client that hangs up mid-request leaves no
     traceback; IPv6 loopback binds."""
-    from flowercam.http import MAX_CONNECTIONS, REQUEST_TIMEOUT_S
+    from flowercam.daemon.web.http import MAX_CONNECTIONS, REQUEST_TIMEOUT_S
 
     port = _free_port()
     proc = _start(_config(tmp_path, tiny_model, video, http={"bind": f"[::1]:{port}"}))
@@ -356,7 +356,7 @@ def test_http_survives_idle_slow_and_aborted_clients(tmp_path, tiny_model, video
 
 _DISK_FULL = r"""
 import json, os, resource, signal, sys
-from flowercam.events import EventWriter
+from flowercam.daemon.events import EventWriter
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
 path = sys.argv[1]
 writer = EventWriter(path, stdout_fd=os.open(os.devnull, os.O_WRONLY))

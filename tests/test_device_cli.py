@@ -79,7 +79,7 @@ def test_bad_models_are_refused_with_one_line(tiny_model, dataset_dir, tmp_path,
     sidecar = json.loads(sidecar_path.read_text())
     if damage == "garbage":
         model.write_bytes(b"not a flatbuffer" * 100)
-        from flowercam.sidecar import sha256_file
+        from flowercam.model.sidecar import sha256_file
 
         sidecar["sha256"] = sha256_file(model)
     elif damage == "sha":
@@ -134,7 +134,8 @@ def test_importing_flowercam_never_loads_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, flowercam, flowercam.cli, flowercam.classifier, flowercam.edgetpu, flowercam.describe;"
+    code = ("import sys, flowercam, flowercam.cli, flowercam.model.classifier, flowercam.model.edgetpu, "
+            "flowercam.cli.describe;"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'tensorflow imported'")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

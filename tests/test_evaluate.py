@@ -7,9 +7,9 @@ import os
 import shutil
 
 import numpy as np
-from flowercam.evaluate import FolderTally, overall
-from flowercam.labels import folder_class
-from flowercam.preprocess import Preprocess
+from flowercam.cli.evaluate import FolderTally, overall
+from flowercam.model.labels import folder_class
+from flowercam.model.preprocess import Preprocess
 from PIL import Image
 
 from tests.helpers import run_cli
@@ -56,8 +56,8 @@ def test_evaluate_needs_class_folders(tiny_model, tmp_path):
 
 
 def test_tallies_count_confident_wrong_and_unknowns():
-    from flowercam.classifier import Result
-    from flowercam.scores import Class
+    from flowercam.model.classifier import Result
+    from flowercam.model.scores import Class
 
     def result(index, uncertain):
         return Result("x", (Class(index, f"c{index}", 0.9), Class(2, "c2", 0.05), Class(3, "c3", 0.05)),

@@ -8,7 +8,7 @@ from dataclasses import replace
 import keras
 import numpy as np
 import pytest
-from flowercam.edgetpu import check_readiness
+from flowercam.model.edgetpu import check_readiness
 
 from build_models.data import load_flowers102
 from build_models.export import export_run
@@ -33,7 +33,7 @@ def exported(tiny_run, dataset_dir):
 
 
 def test_export_writes_three_measured_models(exported, dataset_dir):
-    from flowercam.classifier import Classifier
+    from flowercam.model.classifier import Classifier
 
     report, out = exported
     test = load_flowers102(dataset_dir).test
@@ -57,8 +57,8 @@ def test_export_writes_three_measured_models(exported, dataset_dir):
 def test_training_and_device_inputs_are_byte_identical(exported, tiny_run, dataset_dir):
     """The photos as training saw them (the run's own config, as training builds its Preprocess) and as the
     device feeds the exported model (from the sidecar the export wrote): the same bytes."""
-    from flowercam.classifier import Classifier
-    from flowercam.preprocess import Preprocess
+    from flowercam.model.classifier import Classifier
+    from flowercam.model.preprocess import Preprocess
 
     from build_models.images import load_arrays
     from build_models.presets import TrainConfig
@@ -116,8 +116,8 @@ def test_readiness_catches_a_dynamic_shape(tmp_path):
 def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
     """The similarity output: integer-only, read by the device, high for a training photo, and it makes a photo
     unlike every class 'uncertain' when its threshold says so."""
-    from flowercam.classifier import Classifier
-    from flowercam.sidecar import ModelError
+    from flowercam.model.classifier import Classifier
+    from flowercam.model.sidecar import ModelError
     from PIL import Image
 
     from build_models.export import UncertainRule
@@ -163,8 +163,8 @@ def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
 def test_exported_models_carry_metadata_that_round_trips(exported, dataset_dir):
     """tflite-support's own displayer reads back the labels, the input spec and the outputs' meaning; the device
     reads the same without it; probabilities come out of the graph."""
-    from flowercam.classifier import Classifier
-    from flowercam.metadata import read_metadata
+    from flowercam.model.classifier import Classifier
+    from flowercam.model.metadata import read_metadata
 
     from build_models.metadata import metadata_json
 
@@ -186,7 +186,7 @@ def test_exported_models_carry_metadata_that_round_trips(exported, dataset_dir):
         assert report["size_mb_without_metadata"][precision] <= report["models"][precision]["size_mb"]
     classifier = Classifier(out / "lite0_int8.tflite")
     assert classifier.sidecar.output_kind == "probabilities" and classifier.metadata.labels == labels
-    from flowercam.describe import describe
+    from flowercam.cli.describe import describe
 
     shown_by_info = describe(classifier)["metadata"]
     assert shown_by_info["name"] == "flowercam lite0 (int8)" and shown_by_info["labels"] == len(labels)
@@ -198,8 +198,8 @@ def test_exported_models_carry_metadata_that_round_trips(exported, dataset_dir):
 def test_a_model_whose_embedded_labels_differ_from_its_sidecar_is_refused(exported, tmp_path):
     import shutil
 
-    from flowercam.classifier import Classifier
-    from flowercam.sidecar import ModelError
+    from flowercam.model.classifier import Classifier
+    from flowercam.model.sidecar import ModelError
 
     _, out = exported
     model = tmp_path / "swapped.tflite"
@@ -219,7 +219,7 @@ def test_mediapipe_image_classifier_names_the_flower_with_probabilities(exported
         from mediapipe.tasks.python import BaseOptions, vision
     except ImportError as err:
         pytest.skip(f"mediapipe does not install here ({err}); .ci/run installs it")
-    from flowercam.classifier import Classifier
+    from flowercam.model.classifier import Classifier
 
     _, out = exported
     model = out / "lite0_int8.tflite"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from flowercam.preprocess import Preprocess
+from flowercam.model.preprocess import Preprocess
 from PIL import Image
 
 from build_models.field_views import FieldViews

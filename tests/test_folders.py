@@ -65,7 +65,7 @@ def test_split_folders_and_a_missing_val(tmp_path):
     _, problems = data_report(ds, Split.from_json(ds.split_record))
     assert problems == ["duplicate photo across splits: test/common_dandelion/dup.png (test) = "
                         "train/common_dandelion/com_000.png (train)"]
-    from flowercam.evaluate import class_folders
+    from flowercam.cli.evaluate import class_folders
 
     assert [p.name for p in class_folders(root)] == ["Bellis perennis", "common_dandelion"]  # flowercam evaluate: test/
     (tmp_path / "one").mkdir()

@@ -105,7 +105,7 @@ def test_slow_clients_are_cut_and_metrics_stay_answerable(tmp_path, tiny_model, 
     import threading
     import urllib.request
 
-    from flowercam.http import MAX_CONNECTIONS, REQUEST_DEADLINE_S
+    from flowercam.daemon.web.http import MAX_CONNECTIONS, REQUEST_DEADLINE_S
 
     port = free_port()
     proc = start_daemon(daemon_config(tmp_path, tiny_model, video, http={"bind": f"127.0.0.1:{port}"}))
@@ -238,7 +238,7 @@ def test_huge_frames_and_photos_are_shrunk_at_once(tmp_path, tiny_model):
     side = 9000
     Image.new("RGB", (side, side), (200, 40, 90)).save(tmp_path / "huge.png", compress_level=1)
     done = subprocess.run([sys.executable, "-c", (
-        "from flowercam.classifier import Classifier\n"
+        "from flowercam.model.classifier import Classifier\n"
         f"r = Classifier({str(tiny_model)!r}).classify({str(tmp_path / 'huge.png')!r})\n"
         "print(int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024)")],
         capture_output=True, text=True,

@@ -80,6 +80,53 @@ def test_no_import_loop():
     assert not loops, loops
 
 
+# The device package's floors, lowest first: a module imports only from its own part or the floors below it.
+# errors and the package root sit under everything; model and sources share a floor and know nothing of each other.
+LAYERS = ({"flowercam", "flowercam.errors"}, {"flowercam.model", "flowercam.sources"},
+          {"flowercam.learning"}, {"flowercam.daemon"}, {"flowercam.cli"})
+
+
+def _part(module: str) -> str:
+    """The device part a module belongs to: flowercam.model.scores -> flowercam.model."""
+    if module == "flowercam.__main__":  # ``python -m flowercam`` is the command line's
+        return "flowercam.cli"
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and parts[1] not in ("errors", "__main__") else module
+
+
+def _floor(part: str) -> int:
+    floors = [i for i, layer in enumerate(LAYERS) if part in layer]
+    assert floors, f"{part}: not on any floor of LAYERS (add it where it belongs)"
+    return floors[0]
+
+
+def test_the_device_parts_import_downward_only():
+    """model (and sources) below learning below daemon below cli; nothing imports upward or sideways."""
+    modules = _modules()
+    upward = []
+    for name, path in modules.items():
+        if not name.startswith("flowercam"):
+            continue
+        part = _part(name)
+        for dep in _imports(name, path, modules):
+            if not dep.startswith("flowercam"):
+                upward.append(f"{name} -> {dep} (the device imports no workstation code)")
+                continue
+            dep_part = _part(dep)
+            if dep_part != part and (_floor(dep_part) > _floor(part) or
+                                     (_floor(dep_part) == _floor(part) and _floor(part) > 0)):
+                upward.append(f"{name} -> {dep}")
+    assert not upward, upward
+
+
+def test_the_device_has_no_loose_modules():
+    """Every device module lives in a part (model, learning, sources, daemon, cli), except the package root,
+    its errors and ``python -m flowercam``."""
+    loose = [n for n in _modules() if n.count(".") == 1 and n.startswith("flowercam.")
+             and _part(n) == n and n not in LAYERS[0] and not (ROOT / "device" / n.replace(".", "/")).is_dir()]
+    assert not loose, loose
+
+
 def test_nothing_is_defined_that_only_the_tests_use():
     """Every function, class and method of the product is named somewhere in the product or the bench scripts
     beyond its own definition (the tests do not count: code only they call is not part of what ships)."""

@@ -107,7 +107,7 @@ def test_unreadable_photos_get_an_error_row_and_are_skipped(tmp_path, learning_m
 
 
 def test_broken_or_foreign_adapters_are_refused_in_one_line(tmp_path, learning_model, garden):
-    from flowercam.adapter import read_adapter
+    from flowercam.model.adapter import read_adapter
 
     adapter = tmp_path / "adapter.npz"
     assert run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model)).returncode == 0
@@ -130,7 +130,7 @@ def test_broken_or_foreign_adapters_are_refused_in_one_line(tmp_path, learning_m
 @pytest.mark.parametrize("kind", ["gate", "residual"])
 def test_adapter_leaves_untaught_classes_as_the_model_had_them(kind):
     """Pure numpy: a taught class only takes a photo that looks like it; elsewhere the base ranking stands."""
-    from flowercam.fit import Photos, Recipe, fit, predict
+    from flowercam.learning.fit import Photos, Recipe, fit, predict
 
     rng = np.random.default_rng(0)
     dim, base_classes = 16, 5

@@ -7,7 +7,7 @@ import dataclasses
 import random
 
 import pytest
-from flowercam.sidecar import read_sidecar, sha256_file, write_sidecar
+from flowercam.model.sidecar import read_sidecar, sha256_file, write_sidecar
 
 from tests.helpers import daemon_config, run_cli, write_odd_images
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from flowercam.runtime import MAX_DEFAULT_THREADS, cores, threads_for
+from flowercam.model.runtime import MAX_DEFAULT_THREADS, cores, threads_for
 
 from tests.helpers import daemon_config, run_cli
 
@@ -62,7 +62,7 @@ def test_evaluate_leaves_out_the_photos_the_model_trained_on(tmp_path, tiny_mode
     import dataclasses
     import shutil
 
-    from flowercam.sidecar import photo_fingerprint, read_sidecar, sidecar_path, write_sidecar
+    from flowercam.model.sidecar import photo_fingerprint, read_sidecar, sidecar_path, write_sidecar
 
     model = tmp_path / "m.tflite"
     shutil.copy(tiny_model, model)

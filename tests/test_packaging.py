@@ -21,7 +21,7 @@ def test_wheel_has_every_module(tmp_path):
     assert "flowercam/sources/opencv.py" in expected
     assert expected - names == set()
     assert "flowercam/models/flowercam.tflite" in names and "flowercam/samples/image_01315.jpg" in names
-    assert "flowercam/status.html" in names and "flowercam/models/labels.txt" in names
+    assert "flowercam/daemon/web/status.html" in names and "flowercam/models/labels.txt" in names
 
 
 def test_every_library_the_device_imports_is_declared():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flowercam.preprocess import ImageError, Preprocess, decode, find_images
+from flowercam.model.preprocess import ImageError, Preprocess, decode, find_images
 from PIL import Image
 
 from tests.helpers import flower_like, write_broken_files, write_odd_images
@@ -101,7 +101,7 @@ def test_a_100_megapixel_camera_photo_is_not_a_bomb(tmp_path):
 
 def test_camera_photos_are_decoded_alike_by_both_paths(tiny_model, odd):
     """A huge camera JPEG: the classifier's input (draft decode, then crop) is the one ``Preprocess`` gives."""
-    from flowercam.classifier import Classifier
+    from flowercam.model.classifier import Classifier
 
     classifier = Classifier(tiny_model)
     camera = classifier.load(odd["camera.jpg"])[0][0]

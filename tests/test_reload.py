@@ -9,8 +9,8 @@ import urllib.request
 from dataclasses import fields, replace
 
 import pytest
-from flowercam.config import Config
-from flowercam.reloading import RESTART_NEEDED, plan_reload
+from flowercam.daemon.config import Config
+from flowercam.daemon.reloading import RESTART_NEEDED, plan_reload
 
 from tests.helpers import daemon_config, events_of, free_port, start_daemon, wait_for
 

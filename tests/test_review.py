@@ -12,9 +12,9 @@ import urllib.request
 
 import numpy as np
 import pytest
-from flowercam.classifier import Result
-from flowercam.review import Review, ReviewError, UnknownFrame, folder_for, read_token
-from flowercam.scores import Class
+from flowercam.daemon.web.review import Review, ReviewError, UnknownFrame, folder_for, read_token
+from flowercam.model.classifier import Result
+from flowercam.model.scores import Class
 
 from build_models.synthetic import class_image
 from tests.helpers import daemon_config, free_port, start_daemon, wait_for
@@ -234,7 +234,7 @@ def test_a_new_adapter_is_applied_on_sighup_without_a_restart(tmp_path, learning
 
 
 def test_review_config_needs_an_adapter_path_and_remote_binds_are_explicit(tmp_path):
-    from flowercam.config import ConfigError, load_config
+    from flowercam.daemon.config import ConfigError, load_config
 
     def config(text: str):
         (tmp_path / "c.toml").write_text(text)

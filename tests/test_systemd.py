@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from flowercam.config import load_config
+from flowercam.daemon.config import load_config
 
 SYSTEMD = Path(__file__).parent.parent / "systemd"
 

@@ -93,7 +93,7 @@ def test_paper_presets_train_end_to_end(dataset_dir, tmp_path, preset, size):
 
     ds = load_flowers102(dataset_dir)
     metrics = start_run(replace(config, weights=None), ds, tmp_path / preset)
-    from flowercam.preprocess import Preprocess
+    from flowercam.model.preprocess import Preprocess
 
     from build_models.images import labels_of, load_arrays
     from build_models.run import load_run

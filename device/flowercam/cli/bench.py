@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-from .cli_app import (
+from ..model.preprocess import find_images
+from ..model.runtime import RuntimeMissing
+from ..model.sidecar import ModelError
+from .app import (
     AdapterOpt,
     EdgeTpuOpt,
     JsonOpt,
@@ -17,9 +20,6 @@ from .cli_app import (
     fail,
     open_classifier,
 )
-from .preprocess import find_images
-from .runtime import RuntimeMissing
-from .sidecar import ModelError
 
 
 @app.command()
@@ -39,7 +39,7 @@ def bench(
 ) -> None:
     """Benchmark models like TFLite's benchmark_model: init, first, warm-up, latency percentiles, memory.
     With --adapter: the adapter's added time next to the model's, in the same run."""
-    from .sidecar import BUNDLED_MODEL
+    from ..model.sidecar import BUNDLED_MODEL
 
     paths = models or [BUNDLED_MODEL]
     files = find_images([images]) if images else []
@@ -54,7 +54,7 @@ def bench(
 
 
 def _adapter_cost(classifier, runs: int, files: list[Path], as_json: bool) -> None:
-    from . import bench as b
+    from ..model import benchmark as b
 
     cost = b.adapter_cost(classifier, runs, _bench_inputs(classifier.preprocess, files[:32]) if files else None)
     typer.echo(json.dumps(cost) if as_json else
@@ -64,7 +64,7 @@ def _adapter_cost(classifier, runs: int, files: list[Path], as_json: bool) -> No
 
 
 def _pipeline(classifier, files: list[Path], runs: int, as_json: bool) -> None:
-    from . import bench as b
+    from ..model import benchmark as b
 
     result = b.pipeline(classifier, files, runs)
     if as_json:
@@ -78,8 +78,8 @@ def _pipeline(classifier, files: list[Path], runs: int, as_json: bool) -> None:
 
 def _models(paths: list[Path], runs: int, warmup: int, threads: int | None, edgetpu: bool, files: list[Path],
             as_json: bool) -> None:
-    from . import bench as b
-    from .sidecar import read_sidecar
+    from ..model import benchmark as b
+    from ..model.sidecar import read_sidecar
 
     inputs = {}
     try:
@@ -115,7 +115,7 @@ def _one_model(report: dict) -> str:
 
 def _bench_inputs(pre, files: list[Path]) -> list:
     """Preprocessed photos for ``bench --images``; an unreadable one is named in a one-line error."""
-    from .preprocess import ImageError
+    from ..model.preprocess import ImageError
 
     inputs = []
     for file in files:

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .cli_app import (
+from ..errors import FlowercamError
+from .app import (
     ModelOpt,
     ThreadsOpt,
     app,
@@ -16,7 +17,6 @@ from .cli_app import (
     open_classifier,
     stderr_console,
 )
-from .errors import FlowercamError
 
 
 @app.command()
@@ -36,9 +36,9 @@ def learn(
     cross-validation, write it. Seconds on a Pi; the model itself is never changed."""
     from rich.progress import Progress
 
-    from .adapter import KINDS
-    from .fit import Recipe
-    from .learn import learn as run_learn
+    from ..learning.fit import Recipe
+    from ..learning.learn import learn as run_learn
+    from ..model.adapter import KINDS
 
     if kind not in KINDS:
         raise fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")

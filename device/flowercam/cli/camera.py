@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from .cli_app import (
+from ..errors import FlowercamError
+from ..model.runtime import cores
+from .app import (
     AdapterOpt,
     CropsOpt,
     EdgeTpuOpt,
@@ -18,8 +20,6 @@ from .cli_app import (
     fail,
     open_classifier,
 )
-from .errors import FlowercamError
-from .runtime import cores
 
 
 @app.command()
@@ -36,7 +36,7 @@ def watch(
     adapter: AdapterOpt = None,
 ) -> None:
     """Live classification from a camera or video: label, confidence, fps, inference ms. Ctrl-C stops."""
-    from .sources import SourceError, check_uri, open_source
+    from ..sources import SourceError, check_uri, open_source
     from .watch import watch_loop
 
     try:
@@ -67,16 +67,16 @@ def daemon(
     SIGHUP (systemctl reload) re-reads the config and the model."""
     import logging
 
-    from .classifier import classifier_for
-    from .daemon import Daemon
-    from .signals import Signals
+    from ..daemon.classifying import classifier_for
+    from ..daemon.daemon import Daemon
+    from ..daemon.signals import Signals
 
     signals = Signals().install()  # first: a SIGTERM while the model loads still stops cleanly
-    from .config import load_config, network_peers
-    from .events import EventWriter
+    from ..daemon.config import load_config, network_peers
+    from ..daemon.events import EventWriter
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from .sources import check_backend
+    from ..sources import check_backend
 
     try:
         cfg = load_config(config)
@@ -85,7 +85,7 @@ def daemon(
     except FlowercamError as err:  # a bad config, model, adapter or capture library
         raise fail(str(err)) from None
     if check_config:
-        from .sources import redact
+        from ..sources import redact
 
         typer.echo(f"{config}: ok (model {classifier.model.name}, source {redact(cfg.source.uri)})")
         if cfg.model.threads > cores():

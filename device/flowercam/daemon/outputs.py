@@ -8,11 +8,11 @@ import logging
 import time
 from pathlib import Path
 
+from ..model.resources import peak_rss_mb
 from .config import Config
 from .events import EventWriter, save_snapshot
 from .metrics import Metrics
 from .notify import Notifier
-from .resources import peak_rss_mb
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FlowercamError
+from ..errors import FlowercamError
 from .scores import softmax
 
 FORMAT = "flowercam-adapter/1"
@@ -102,7 +102,7 @@ class Adapter:
         return own if base_similarity is None else np.maximum(own, base_similarity)
 
     def apply(self, scores):
-        """A :class:`~flowercam.classifier.Scores` of the base model -> the adapted one (same type)."""
+        """A :class:`~flowercam.model.classifier.Scores` of the base model -> the adapted one (same type)."""
         if scores.embedding is None:
             raise AdapterError("the model has no embedding output: an adapter needs one (re-export it)")
         emb = scores.embedding[np.newaxis]

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from .cli_app import (
+from ..model.preprocess import find_images
+from .app import (
     AdapterOpt,
     CropsOpt,
     EdgeTpuOpt,
@@ -23,7 +24,6 @@ from .cli_app import (
     open_classifier,
     stderr_console,
 )
-from .preprocess import find_images
 
 
 def _human(result) -> str:

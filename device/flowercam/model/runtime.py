@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import FlowercamError
+from ..errors import FlowercamError
 
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 MAX_DEFAULT_THREADS = 4  # past four, a Pi's int8 kernels gain nothing and the camera loses a core

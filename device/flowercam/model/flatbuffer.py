@@ -114,7 +114,7 @@ def probe(path: Path, sha256: str, edgetpu: bool = False) -> None:
     marker = _probed_marker(sha256)
     if edgetpu or marker.exists():  # an Edge TPU holds one process at a time: the real open is the probe
         return
-    code = ("import sys, numpy as np\nfrom flowercam.runtime import make_interpreter\n"
+    code = ("import sys, numpy as np\nfrom flowercam.model.runtime import make_interpreter\n"
             "i, _ = make_interpreter(sys.argv[1], 1)\nd = i.get_input_details()[0]\n"
             "i.set_tensor(d['index'], np.zeros(d['shape'], d['dtype']))\ni.invoke()\n")
     try:
@@ -136,7 +136,7 @@ def probe(path: Path, sha256: str, edgetpu: bool = False) -> None:
 
 
 def _package_parent() -> str:
-    here = str(Path(__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])
     return os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 

@@ -8,11 +8,11 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .errors import FlowercamError
+from ..errors import FlowercamError
 from .preprocess import CROP_SETS, Preprocess
 
 FORMAT = "flowercam-model/1"
-BUNDLED_MODEL = Path(__file__).parent / "models" / "flowercam.tflite"
+BUNDLED_MODEL = Path(__file__).parents[1] / "models" / "flowercam.tflite"
 
 
 class ModelError(FlowercamError):

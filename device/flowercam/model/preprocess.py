@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageFilter, ImageOps, UnidentifiedImageError
 
-from .errors import FlowercamError
+from ..errors import FlowercamError
 
 MAX_WORKING_SIDE = 2048  # px: a decoded photo larger than this is reduced at once (peak memory: its decode only)
 MAX_PIXELS = 120_000_000  # larger than any camera photo (108 MP phones); beyond: a decompression bomb

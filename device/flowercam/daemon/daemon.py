@@ -12,20 +12,21 @@ import logging
 import time
 from pathlib import Path
 
-from .classifier import Classifier, classifier_for
+from ..errors import FlowercamError
+from ..model.classifier import Classifier
+from ..sources import SourceError, open_in_background, redact, scrub
+from ..sources.pacing import Pacer
+from .classifying import classifier_for
 from .config import Config, ConfigError, load_config
-from .errors import FlowercamError
 from .events import EventWriter
-from .http import Owner, serve
 from .metrics import Metrics, stall_seconds
 from .notify import Notifier
 from .outputs import DaemonOutputs, new_window
-from .pacing import Pacer
 from .reloading import Reload, plan_reload
-from .review import Review, start_review
 from .signals import Signals
 from .smoothing import Smoother
-from .sources import SourceError, open_in_background, redact, scrub
+from .web.http import Owner, serve
+from .web.review import Review, start_review
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,8 @@ class Daemon:
             backoff = min(backoff * 2, self.config.source.reconnect_max_s)
 
     def _retrying(self, backoff: float, error: str) -> None:
-        with self.metrics.lock:
-            self.metrics.reconnects += 1
-            if self.metrics.outage_since is None:
-                self.metrics.outage_since = time.monotonic()
+        self.metrics.add(reconnects=1)
+        self.metrics.source_down(True)
         self.metrics.source_state = f"reconnecting in {backoff:.1f} s"
         self.outputs.emit("source", state="retry", uri=self.uri, retry_in_s=backoff, error=error)
         log.warning("source %s: %s; retrying in %.1f s", self.uri, error, backoff)
@@ -198,8 +197,7 @@ class Daemon:
             return False, False, source, True
         delivered, ended, error, seen_bad = False, False, "", 0
         self.metrics.source_state = "connected"
-        with self.metrics.lock:
-            self.metrics.outage_since = None
+        self.metrics.source_down(False)
         self.outputs.emit("source", state="connected", uri=self.uri)
         self.outputs.ready()
         try:
@@ -217,20 +215,17 @@ class Daemon:
                     break
                 capture_ms = (time.monotonic() - t0) * 1e3
                 if source.bad_frames > seen_bad:  # undecodable frames skipped: counted, not a reconnect
-                    with self.metrics.lock:
-                        self.metrics.bad_frames += source.bad_frames - seen_bad
+                    self.metrics.add(bad_frames=source.bad_frames - seen_bad)
                     self._window["bad"] += source.bad_frames - seen_bad
                     seen_bad = source.bad_frames
                 if frame is None:
                     ended = True
                     break
-                with self.metrics.lock:
-                    self.metrics.frames += 1
+                self.metrics.add(frames=1)
                 wait = self.pacer.admit(source.live)
                 if wait is None:  # a camera: frames in between keep it fresh, and are dropped
                     self._window["dropped"] += 1
-                    with self.metrics.lock:
-                        self.metrics.dropped += 1
+                    self.metrics.add(dropped=1)
                     continue
                 self._sleep(wait)  # a file: each frame when it is due
                 self.pacer.start()
@@ -256,13 +251,8 @@ class Daemon:
         previous = self.smoother.current
         changed = self.smoother.update(probs)
         label = self._label(self.smoother.current)
-        with self.metrics.lock:
-            self.metrics.label = label
-            self.metrics.frame, self.metrics.frame_id = frame, self.metrics.frame_id + 1
-            if changed or self.metrics.since is None:
-                self.metrics.since = time.time()
-            self.metrics.latest = {**result.to_dict(), "smoothed_label": label,
-                                   "smoothed_confidence": round(self.smoother.confidence, 4)}
+        self.metrics.show(label, frame, {**result.to_dict(), "smoothed_label": label,
+                                         "smoothed_confidence": round(self.smoother.confidence, 4)}, changed)
         if changed:
             self.outputs.label_changed(label, self.smoother.current, self.smoother.confidence,
                                        self._label(previous), frame)

@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .errors import FlowercamError
-from .preprocess import CROP_SETS
+from ..errors import FlowercamError
+from ..model.preprocess import CROP_SETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -195,7 +195,7 @@ def load_config(path: str | Path) -> Config:
         path = getattr(config.mqtt, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"mqtt.{key} = {path!r}: no such file")
-    from .sources import SourceError, check_uri
+    from ..sources import SourceError, check_uri
 
     try:
         check_uri(config.source.uri)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .edgetpu import check_readiness
+from ..model.edgetpu import check_readiness
 
 
 def _tensor(detail: dict) -> dict:

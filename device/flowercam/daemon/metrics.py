@@ -46,6 +46,29 @@ class Metrics:
         self._jpeg: tuple[int, bytes] = (-1, b"")
         self._inference_times: deque[float] = deque(maxlen=30)
 
+    def add(self, **counts: int) -> None:
+        """Add to counters (``frames``, ``dropped``, ``bad_frames``, ``reconnects``), under the lock."""
+        with self.lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
+    def source_down(self, down: bool) -> None:
+        """The source went down (the outage starts now, unless it already had) or came back."""
+        with self.lock:
+            if not down:
+                self.outage_since = None
+            elif self.outage_since is None:
+                self.outage_since = time.monotonic()
+
+    def show(self, label: str, frame, latest: dict, changed: bool) -> None:
+        """The newest classified frame, its smoothed label and its answer (for /latest and the page)."""
+        with self.lock:
+            self.label = label
+            self.frame, self.frame_id = frame, self.frame_id + 1
+            if changed or self.since is None:
+                self.since = time.time()
+            self.latest = latest
+
     def remember(self, label: str, confidence: float, frame) -> None:
         """A label change, with a thumbnail of the frame it was confirmed on."""
         entry = {"time": round(time.time(), 3), "label": label, "confidence": round(float(confidence), 4),

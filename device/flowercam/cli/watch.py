@@ -6,9 +6,9 @@ import json
 import time
 from collections.abc import Callable
 
-from .classifier import Classifier
-from .pacing import Pacer
-from .sources import FrameSource
+from ..model.classifier import Classifier
+from ..sources import FrameSource
+from ..sources.pacing import Pacer
 
 
 def watch_loop(classifier: Classifier, source: FrameSource, fps: float, max_frames: int | None, as_json: bool,

@@ -1,6 +1,6 @@
 """``flowercam learn``: an adapter from the owner's own photos, on the device, in seconds.
 
-``DIR`` holds one folder per class, named by the one rule of :func:`flowercam.labels.folder_class`: a folder
+``DIR`` holds one folder per class, named by the one rule of :func:`flowercam.model.labels.folder_class`: a folder
 named after one of the model's classes (``rose``, ``common_dandelion``) improves that class, any other name adds a
 class (``tulip``), and ``not_a_flower`` holds photos that must not be answered as a flower.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .adapter import Adapter, AdapterError
+from ..model.adapter import Adapter, AdapterError
+from ..model.labels import class_name, folder_class
+from ..model.preprocess import find_images
 from .fit import DEFAULT_RECIPE, Photos, Recipe, fit, predict
-from .labels import class_name, folder_class
-from .preprocess import find_images
 
 ANCHORS_SUFFIX = ".anchors.npz"
 MAX_PHOTOS = 20_000  # more photos than this in one learn: refused (a wrong folder, e.g. a whole photo library)

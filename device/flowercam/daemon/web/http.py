@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .config import ConfigError, HttpConfig, parse_bind
-from .metrics import Metrics
+from ..config import ConfigError, HttpConfig, parse_bind
+from ..metrics import Metrics
 from .review import Review, ReviewError, UnknownFrame
 
 STATUS_PAGE = (Path(__file__).parent / "status.html").read_text(encoding="utf-8")

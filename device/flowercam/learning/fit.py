@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .adapter import KINDS, Adapter, offsets
-from .scores import softmax
+from ..model.adapter import KINDS, Adapter, offsets
+from ..model.scores import softmax
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .labels import folder_class
-from .preprocess import find_images
-from .sidecar import photo_fingerprint
+from ..model.labels import folder_class
+from ..model.preprocess import find_images
+from ..model.sidecar import photo_fingerprint
 
 
 @dataclass

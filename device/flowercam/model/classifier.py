@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from .adapter import load_adapter
-from .config import Config
 from .flatbuffer import check_model
 from .labels import NOT_A_FLOWER
 from .metadata import EmbeddedMetadata, label_mismatch, read_metadata
@@ -104,9 +103,9 @@ def _embedded_metadata(model: Path, sidecar: Sidecar) -> EmbeddedMetadata | None
 class Classifier:
     """A model, its sidecar and one interpreter, built once per process."""
 
-    def __init__(self, model: str | Path | None = None, threads: int | None = None, edgetpu: bool = False,
-                 uncertain_below: float | None = None, crops: str | None = None,
-                 adapter: str | Path | None = None, similarity_below: float | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, threads: int | None = None, edgetpu: bool = False, *,
+                 uncertain_below: float | None = None, similarity_below: float | None = None,
+                 crops: str | None = None, adapter: str | Path | None = None) -> None:
         self.model = Path(model) if model else BUNDLED_MODEL
         if model is None and not self.model.is_file():
             raise ModelError("no bundled model in this install (build one with build-models export, "
@@ -241,15 +240,3 @@ class Classifier:
             return path, loaded
         arrays, decode_ms, preprocess_ms = loaded
         return path, self.classify_arrays(str(path), arrays, k, decode_ms, preprocess_ms)
-
-
-def classifier_for(config: Config, with_adapter: bool = True) -> Classifier:
-    """The classifier a config names, with its adapter (raises ModelError, AdapterError or RuntimeMissing);
-    built anew on reload, so a new adapter is applied on SIGHUP without a restart. With ``[review]`` on, an
-    adapter file that does not exist yet is none: the first learn from the review writes it."""
-    threshold = config.model.uncertain_below if config.model.uncertain_below >= 0 else None
-    adapter = Path(config.model.adapter) if config.model.adapter and with_adapter else None
-    if adapter is not None and config.review.dir and not adapter.exists():
-        adapter = None
-    return Classifier(Path(config.model.path) if config.model.path else None, config.model.threads,
-                      config.model.edgetpu, threshold, config.model.crops or None, adapter)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .errors import FlowercamError
-from .runtime import MAX_DEFAULT_THREADS
+from ..errors import FlowercamError
+from ..model.runtime import MAX_DEFAULT_THREADS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Flower classification (Oxford 102) on the device, with latency and memory.")
@@ -45,10 +45,11 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def open_classifier(model: Path | None, threads: int | None, edgetpu: bool,
                     uncertain_below: float | None = None, crops: str | None = None, adapter: Path | None = None,
                     similarity_below: float | None = None):
-    from .classifier import Classifier
+    from ..model.classifier import Classifier
 
     try:
-        return Classifier(model, threads, edgetpu, uncertain_below, crops, adapter, similarity_below)
+        return Classifier(model, threads, edgetpu, uncertain_below=uncertain_below, crops=crops, adapter=adapter,
+                          similarity_below=similarity_below)
     except FlowercamError as err:
         raise fail(str(err)) from None
 

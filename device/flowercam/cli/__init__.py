@@ -1,5 +1,5 @@
-"""The ``flowercam`` command line: the entry point. Each ``cli_*`` module adds its commands to the one app
-(:mod:`flowercam.cli_app`), in the order ``--help`` lists them."""
+"""The ``flowercam`` command line: the entry point. Each command module adds its commands to the one app
+(:mod:`flowercam.cli.app`), in the order ``--help`` lists them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 
 import typer
 
-from .cli_app import app
-from .errors import FlowercamError
+from ..errors import FlowercamError
+from .app import app
 
-COMMAND_MODULES = ("cli_photos", "cli_camera", "cli_bench", "cli_learn")  # the order of --help
+COMMAND_MODULES = ("photos", "camera", "bench", "learn")  # the order of --help
 for _name in COMMAND_MODULES:
     importlib.import_module(f".{_name}", __package__)
 

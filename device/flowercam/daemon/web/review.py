@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config, ReviewConfig
-from .errors import FlowercamError
-from .labels import class_name
+from ...errors import FlowercamError
+from ...model.labels import class_name
+from ..config import Config, ReviewConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class UnknownFrame(ReviewError):
 
 def folder_for(name: str) -> str:
     """The class folder a class name is filed under: spaces become underscores (the inverse of
-    :func:`flowercam.labels.class_name`). Raises ReviewError for a name that cannot be a folder."""
+    :func:`flowercam.model.labels.class_name`). Raises ReviewError for a name that cannot be a folder."""
     name = class_name(name)
     if not name or len(name) > MAX_NAME or not re.fullmatch(r"[\w][\w' .-]*", name) or ".." in name:
         raise ReviewError(f"not a usable class name: {name[:MAX_NAME]!r} (letters, digits, spaces, ' . -)")
@@ -219,7 +219,7 @@ class Review:
         return True
 
     def _learn(self, make_classifier, adapter: Path, done) -> None:
-        from .learn import learn
+        from ...learning.learn import learn
 
         try:
             fitted = learn(make_classifier(), self.garden)

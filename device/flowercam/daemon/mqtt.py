@@ -22,7 +22,7 @@ import socket
 import threading
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
 from .config import ConfigError, MqttConfig
 
 log = logging.getLogger(__name__)
