@@ -127,32 +127,113 @@ def test_broken_or_foreign_adapters_are_refused_in_one_line(tmp_path, learning_m
     _one_line_error(run_cli("classify", "--adapter", str(adapter), sample), "learned for another model")
 
 
-@pytest.mark.parametrize("kind", ["gate", "residual"])
-def test_adapter_leaves_untaught_classes_as_the_model_had_them(kind):
-    """Pure numpy: a taught class only takes a photo that looks like it; elsewhere the base ranking stands."""
-    from flowercam.learning.fit import Photos, Recipe, fit, predict
+def _blobs(rng, dim: int = 16, base_classes: int = 5):
+    """Pure-numpy stand-ins for embedded photos: class c lies around the c-th axis."""
+    from flowercam.learning.fit import Photos
 
-    rng = np.random.default_rng(0)
-    dim, base_classes = 16, 5
-    centres = np.eye(dim)[:6]
+    centres = np.eye(dim)
 
-    def photos(label, n, base_label=None):
-        emb = centres[label] + rng.normal(0, 0.05, (n, dim))
+    def photos(label, n, base_label=None, spread=0.05):
+        emb = centres[label] + rng.normal(0, spread, (n, dim))
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         probs = np.full((n, base_classes), 0.02)
         probs[:, label if base_label is None else base_label] = 0.92
         return Photos(emb, probs, np.full(n, label))
 
-    anchors = [photos(c, 10) for c in range(base_classes)]
-    anchors = Photos(*(np.concatenate([getattr(a, k) for a in anchors]) for k in ("embeddings", "probs", "labels")))
-    own = [photos(0, 10), photos(5, 10, base_label=1)]  # class 0 taught, class 5 new (base calls it 1)
-    own = Photos(*(np.concatenate([getattr(a, k) for a in own]) for k in ("embeddings", "probs", "labels")))
-    adapter = fit(own, anchors, tuple("abcdef"), base_classes, "sha", Recipe(kind=kind))
+    return photos
+
+
+def _join(parts):
+    from flowercam.learning.fit import Photos
+
+    return Photos(*(np.concatenate([getattr(a, k) for a in parts]) for k in ("embeddings", "probs", "labels")))
+
+
+BASE_RULE = (0.5, None)
+
+
+@pytest.mark.parametrize("kind", ["gate", "residual"])
+def test_adapter_leaves_untaught_classes_as_the_model_had_them(kind):
+    """Pure numpy: a taught class only takes a photo that looks like it; elsewhere the base ranking stands."""
+    from flowercam.learning.fit import Recipe, fit, predict
+
+    photos = _blobs(np.random.default_rng(0))
+    anchors = _join([photos(c, 10) for c in range(5)])
+    own = _join([photos(0, 10), photos(5, 10, base_label=1)])  # class 0 taught, class 5 new (base calls it 1)
+    adapter = fit(own, anchors, tuple("abcdef"), 5, "sha", Recipe(kind=kind))
     for label in (1, 2, 3, 4):  # untaught: still the base answer
-        probs, _ = predict(adapter, photos(label, 5))
-        assert (probs.argmax(1) == label).all()
-    probs, _ = predict(adapter, photos(5, 5, base_label=1))
-    assert (probs.argmax(1) == 5).all()
+        assert (predict(adapter, photos(label, 5), None, BASE_RULE).probabilities.argmax(1) == label).all()
+    assert (predict(adapter, photos(5, 5, base_label=1), None, BASE_RULE).probabilities.argmax(1) == 5).all()
+
+
+def test_a_species_nobody_taught_stays_uncertain_after_learning():
+    """A photo the base model confidently calls a taught class (0.92 for class 0) but that resembles the owner's
+    photos of that class less than photos of another class is answered uncertain once class 0 is taught (before,
+    learning made such answers confident); the owner's own kind of photo of class 0 is answered confidently."""
+    from flowercam.learning.fit import fit, predict
+    from flowercam.model.scores import is_uncertain
+
+    photos = _blobs(np.random.default_rng(1))
+    anchors = _join([photos(c, 10) for c in range(5)])
+    own = _join([photos(0, 20), photos(1, 20)])
+    adapter = fit(own, anchors, tuple("abcde"), 5, "sha")
+    stranger = photos(3, 20, base_label=0)  # unlike the owner's class 0, like other photos; the model says 0
+    for batch, expect_uncertain in ((stranger, True), (photos(0, 20), False)):
+        a = predict(adapter, batch, None, BASE_RULE)
+        assert (a.probabilities.argmax(1) == 0).all()
+        unsure = is_uncertain(a.probabilities.max(1), a.similarity, a.uncertain_below, a.similarity_below)
+        assert unsure.all() if expect_uncertain else not unsure.any(), a.similarity
+
+
+def test_the_command_fits_the_default_its_help_names(tmp_path, learning_model, garden):
+    """One default: ``flowercam learn`` without --kind fits DEFAULT_KIND, and --help says which."""
+    from flowercam.learning.fit import DEFAULT_KIND
+    from flowercam.model.adapter import read_adapter
+
+    assert f"default: {DEFAULT_KIND}" in " ".join(run_cli("learn", "--help").stdout.split())
+    out = tmp_path / "adapter.npz"
+    assert run_cli("learn", str(garden), "--out", str(out), "--model", str(learning_model)).returncode == 0
+    assert read_adapter(out).kind == DEFAULT_KIND
+
+
+def test_the_command_the_daemons_learn_and_the_bench_fit_the_same_adapter(tmp_path, learning_model, garden, video):
+    """What bench/learning.py measures (embed, then learn_photos) is what ``flowercam learn`` and the daemon's
+    Learn button write, array for array; and the classifier answers each photo as the bench's batch does."""
+    import shutil
+
+    from flowercam.daemon.classifying import classifier_for
+    from flowercam.daemon.config import load_config
+    from flowercam.daemon.web.review import Review
+    from flowercam.learning.learn import anchors_for, embed, learn_photos, read_folders
+    from flowercam.model.adapter import read_adapter
+    from flowercam.model.classifier import Classifier
+    from flowercam.model.scores import is_uncertain
+
+    from tests.helpers import daemon_config
+
+    command = tmp_path / "command.npz"
+    assert run_cli("learn", str(garden), "--out", str(command), "--model", str(learning_model)).returncode == 0
+    review = Review(tmp_path / "review")
+    shutil.copytree(garden, review.garden, dirs_exist_ok=True)
+    config = load_config(daemon_config(tmp_path, learning_model, video, review={"dir": str(tmp_path / "review")},
+                                       model={"adapter": str(tmp_path / "daemon.npz")}))
+    review._learn(lambda: classifier_for(config, with_adapter=False), tmp_path / "daemon.npz", lambda: None)
+    classifier = Classifier(learning_model, threads=1)
+    folders = read_folders(garden, classifier.sidecar.labels)
+    rows, photos, sim = embed(classifier, folders.paths)
+    own = type(photos)(photos.embeddings, photos.probs, folders.classes[rows])
+    bench = learn_photos(own, anchors_for(learning_model), folders.labels, classifier.sidecar)
+    for written in (read_adapter(command), read_adapter(tmp_path / "daemon.npz")):
+        for name in ("weights", "bias", "references", "floor", "margin"):
+            assert np.allclose(getattr(written, name), getattr(bench, name), atol=1e-3, equal_nan=True), name
+        assert (written.kind, written.labels, written.uncertain_below) == (bench.kind, bench.labels,
+                                                                          bench.uncertain_below)
+    adapted = Classifier(learning_model, threads=1, adapter=command)
+    a = bench.answers(photos.probs, photos.embeddings, sim, adapted.sidecar.thresholds_for("center"))
+    unsure = is_uncertain(a.probabilities.max(1), a.similarity, a.uncertain_below, a.similarity_below)
+    for i, path in enumerate(folders.paths):
+        result = adapted.classify(path)
+        assert (result.top_k[0].index, result.uncertain) == (int(a.probabilities[i].argmax()), bool(unsure[i]))
 
 
 def test_daemon_config_names_the_adapter_and_checks_it(tmp_path, learning_model, garden, video):

@@ -45,9 +45,13 @@ def describe(classifier) -> dict:
 
 
 def _adapter(adapter) -> dict | None:
-    """What an adapter adds: its kind, classes added, photos per class, when it was learned, its thresholds."""
+    """What an adapter adds: its kind, classes added, photos per class, when it was learned, its uncertain rule."""
     if adapter is None:
         return None
     return {"kind": adapter.kind, "classes_added": list(adapter.added), "photos": adapter.photos,
             "learned_at": adapter.info.get("learned_at"), "from": adapter.info.get("folder"),
-            "thresholds": adapter.thresholds.get("center")}
+            "rule": {"uncertain_below": adapter.uncertain_below,
+                     "similarity_floor": {adapter.labels[c]: round(float(adapter.floor[c]), 4)
+                                          for c in np.flatnonzero(adapter.taught)},
+                     "margin": {adapter.labels[c]: round(float(adapter.margin[c]), 4)
+                                for c in np.flatnonzero(adapter.taught)}}}

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from ..errors import FlowercamError
+from ..learning.fit import DEFAULT_KIND
+from ..model.adapter import KINDS
 from .app import (
     ModelOpt,
     ThreadsOpt,
@@ -29,16 +31,17 @@ def learn(
                                       "the daemon's is /var/lib/flowercam/adapter.npz).")],
     model: ModelOpt = None,
     threads: ThreadsOpt = None,
-    kind: Annotated[str, typer.Option(help="gate (the default, measured best), residual or prototypes.")
-                    ] = "residual",
+    kind: Annotated[str, typer.Option(help=f"The adapter: {', '.join(KINDS)} (measured: bench/results/"
+                                      "learning.md).")] = DEFAULT_KIND,
 ) -> None:
-    """Learn the owner's own photos: embed them with the model, fit an adapter, choose its thresholds by
-    cross-validation, write it. Seconds on a Pi; the model itself is never changed."""
+    """Learn the owner's own photos: embed them with the model, fit an adapter and the rule that keeps its answers
+    honest (a taught class must resemble the owner's photos of it), write it. Seconds on a Pi; the model itself is
+    never changed."""
     from rich.progress import Progress
 
     from ..learning.fit import Recipe
+    from ..learning.learn import STRONG_CHANGE, few_photos
     from ..learning.learn import learn as run_learn
-    from ..model.adapter import KINDS
 
     if kind not in KINDS:
         raise fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -59,7 +62,9 @@ def learn(
     for line in failed:
         typer.echo(line, err=True)
     added = ", ".join(adapter.added) or "none"
-    chosen = adapter.thresholds["center"]
     typer.echo(f"{out}: {sum(adapter.photos.values())} photos of {len(adapter.photos)} classes learned in "
-               f"{time.perf_counter() - start:.1f} s ({len(failed)} unreadable); classes added: {added}; "
-               f"uncertain below {chosen['uncertain_below']:g} or similarity below {chosen['similarity_below']}")
+               f"{time.perf_counter() - start:.1f} s ({len(failed)} unreadable); classes added: {added}")
+    few = few_photos(adapter)
+    if few:
+        typer.echo(f"flowercam: {', '.join(few)}: fewer than {STRONG_CHANGE} photos, so most of their answers stay "
+                   f"'uncertain'; {STRONG_CHANGE} or more photos a class make a stronger change", err=True)

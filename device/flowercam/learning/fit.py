@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..model.adapter import KINDS, Adapter, offsets
+from ..model.adapter import KINDS, Adapter, Answers, offsets
 from ..model.scores import softmax
 
 
@@ -29,11 +29,14 @@ class Photos:
         return Photos(self.embeddings[rows], self.probs[rows], self.labels[rows])
 
 
+DEFAULT_KIND = "gate"  # the one home of the default: flowercam learn, the daemon's Learn and the bench use it
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How an adapter is fitted (one record, the defaults are the measured best: bench/learning.py)."""
 
-    kind: str = "gate"
+    kind: str = DEFAULT_KIND
     l2: float = 3e-5  # weight decay on W (gate: gate_l2)
     steps: int = 300
     lr: float = 10.0
@@ -43,6 +46,17 @@ class Recipe:
     scale: float = 16.0  # prototypes: logits = scale * cosine
     anchor_softening: float = 0.5  # anchors' base log-probabilities are multiplied by this while fitting
     base_bias: bool = False  # residual: a learned bias for taught base classes too (shifts every photo's answer)
+    # The neighbour rule of a taught class (chosen on field_dev with tulips untaught, as the model's own thresholds
+    # were: bench/learning.py). A taught answer is confident when its probability is at least ``uncertain_below``
+    # and its nearest owner photo of the class is at least as close as (a) the ``floor_quantile`` of the nearest
+    # distances from the anchors of other species to those owner photos and (b) the nearest photo of any other
+    # class plus the margin ``margin_at_one + margin_per_log * ln(photos of the class)`` (the nearest of more
+    # photos is closer by chance: the margin grows with their number).
+    uncertain_below: float = 0.45
+    gate_slack: float = 0.15  # gate: see Adapter.gate_slack
+    floor_quantile: float = 0.8
+    margin_at_one: float = -0.10
+    margin_per_log: float = 0.025
 
 
 DEFAULT_RECIPE = Recipe()
@@ -80,17 +94,42 @@ def _softmax_regression(x: np.ndarray, offsets: np.ndarray, targets: np.ndarray,
 
 def fit(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int, base_sha256: str,
         recipe: Recipe = DEFAULT_RECIPE) -> Adapter:
-    """An adapter (without thresholds) for the classes in ``own``; ``labels`` covers base + added classes."""
+    """An adapter for the classes in ``own``, with its neighbour rule; ``labels`` covers base + added classes."""
     if recipe.kind not in KINDS:
         raise ValueError(f"kind={recipe.kind!r}, expected one of {', '.join(KINDS)}")
     classes = len(labels)
     taught = np.zeros(classes, bool)
     taught[np.unique(own.labels)] = True
-    means = class_means(own, classes)
+    w, b = _weights(own, anchors, taught, base_classes, recipe)
+    return Adapter(recipe.kind, labels, base_classes, base_sha256, w.astype(np.float32), b.astype(np.float32), taught,
+                   *neighbour_rule(own, anchors, classes, recipe), recipe.uncertain_below, recipe.gate_slack,
+                   recipe.scale if recipe.kind == "prototypes" else 1.0)
+
+
+def neighbour_rule(own: Photos, anchors: Photos, classes: int, recipe: Recipe
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The references (owner photos, then anchors: (R, D), labels (R,), owner (R,)) and each taught class's floor
+    and margin (C,) (NaN for the others). Stand-in unknowns for the floor: the anchors of every other class."""
+    # stored as float16 in the file: rounded here, so that what is measured is what the device reads
+    references = np.concatenate([own.embeddings, anchors.embeddings]).astype(np.float16).astype(np.float32)
+    reference_labels = np.concatenate([own.labels, anchors.labels])
+    owner = np.arange(len(references)) < len(own)
+    floor, margin = np.full(classes, np.nan), np.full(classes, np.nan)
+    for c in np.unique(own.labels):
+        mine = own.embeddings[own.labels == c]
+        strangers = anchors.embeddings[anchors.labels != c]
+        floor[c] = np.quantile((strangers @ mine.T).max(axis=1), recipe.floor_quantile) if len(strangers) else 0.0
+        margin[c] = recipe.margin_at_one + recipe.margin_per_log * np.log(len(mine))
+    return references, reference_labels, owner, floor, margin
+
+
+def _weights(own: Photos, anchors: Photos, taught: np.ndarray, base_classes: int, recipe: Recipe
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The adapter's (W, b) for its kind."""
+    classes = len(taught)
     if recipe.kind == "prototypes":
-        bias = np.where(taught, -recipe.scale * _typical_cosine(own, means), 0.0)
-        return Adapter("prototypes", labels, base_classes, base_sha256, means.astype(np.float32),
-                       bias.astype(np.float32), taught, means.astype(np.float32), recipe.scale)
+        means = class_means(own, classes)
+        return means, np.where(taught, -recipe.scale * _typical_cosine(own, means), 0.0)
     x = np.concatenate([own.embeddings, anchors.embeddings])
     targets = np.concatenate([own.labels, anchors.labels])
     anchor_weight = recipe.anchor_weight * max(1.0, len(own) / recipe.anchors_match)
@@ -100,18 +139,13 @@ def fit(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int
         column = np.full(classes, taught.sum())
         column[taught] = np.arange(taught.sum())
         rows = int(taught.sum()) + 1
-        w, b = _softmax_regression(x, np.zeros((len(x), rows)), column[targets], weight, np.ones(rows, bool),
+        return _softmax_regression(x, np.zeros((len(x), rows)), column[targets], weight, np.ones(rows, bool),
                                    np.ones(rows, bool), replace(recipe, l2=recipe.gate_l2),
                                    np.zeros((rows, x.shape[1])))
-        return Adapter("gate", labels, base_classes, base_sha256, w.astype(np.float32), b.astype(np.float32),
-                       taught, means.astype(np.float32))
     shift = offsets(np.concatenate([own.probs, anchors.probs]), classes)
     shift[len(own):] *= recipe.anchor_softening  # the model is sure of its own training photos: soften
     bias_mask = taught & ((np.arange(classes) >= base_classes) | recipe.base_bias)
-    w, b = _softmax_regression(x, shift, targets, weight, taught, bias_mask, recipe,
-                               np.zeros((classes, x.shape[1])))
-    return Adapter(recipe.kind, labels, base_classes, base_sha256, w.astype(np.float32), b.astype(np.float32),
-                   taught, means.astype(np.float32))
+    return _softmax_regression(x, shift, targets, weight, taught, bias_mask, recipe, np.zeros((classes, x.shape[1])))
 
 
 def _typical_cosine(own: Photos, means: np.ndarray) -> np.ndarray:
@@ -123,8 +157,7 @@ def _typical_cosine(own: Photos, means: np.ndarray) -> np.ndarray:
     return np.divide(out, counts, out=np.zeros_like(out), where=counts > 0)
 
 
-def predict(adapter: Adapter, photos: Photos, base_similarity: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, C), similarity (N,)) of the adapted model for embedded photos."""
-    return softmax(adapter.logits(photos.probs, photos.embeddings)), adapter.similarity(photos.embeddings,
-                                                                                        base_similarity)
+def predict(adapter: Adapter, photos: Photos, base_similarity: np.ndarray | None,
+            base_rule: tuple[float, float | None]) -> Answers:
+    """The adapted model's answers for embedded photos: what the classifier does photo by photo, for many."""
+    return adapter.answers(photos.probs, photos.embeddings, base_similarity, base_rule)

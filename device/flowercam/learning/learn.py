@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,11 @@ import numpy as np
 from ..model.adapter import Adapter, AdapterError
 from ..model.labels import class_name, folder_class
 from ..model.preprocess import find_images
-from .fit import DEFAULT_RECIPE, Photos, Recipe, fit, predict
+from .fit import DEFAULT_RECIPE, Photos, Recipe, fit
 
 ANCHORS_SUFFIX = ".anchors.npz"
 MAX_PHOTOS = 20_000  # more photos than this in one learn: refused (a wrong folder, e.g. a whole photo library)
-FOLDS = 5
+STRONG_CHANGE = 20  # photos per class from which learning changes answers strongly (bench/results/learning.md)
 
 
 class LearnError(AdapterError):
@@ -113,52 +113,6 @@ def anchors_for(model: Path) -> Photos:
         raise LearnError(f"{path.name}: unreadable anchors ({type(err).__name__})") from None
 
 
-def _folds(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A stratified fold index (0..FOLDS-1) per photo."""
-    fold = np.empty(len(labels), np.int64)
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        fold[rows] = rng.permutation(len(rows)) % FOLDS
-    return fold
-
-
-def choose_thresholds(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int, recipe: Recipe,
-                      base_thresholds: tuple[float, float | None], similarity: np.ndarray | None) -> dict:
-    """The uncertain thresholds of the adapted model by stratified cross-validation over the owner's photos and
-    the anchors (so that they hold for the model's own kind of photo too): the score threshold that best
-    separates right from wrong held-out answers (a wrong confident answer costs two right ones; the anchors
-    weigh as much as the owner's photos; never above the model's own threshold), and a similarity threshold under
-    which at most 5 % of the owner's held-out photos fall (never above the model's own)."""
-    rng = np.random.default_rng(0)
-    fold, anchor_fold = _folds(own.labels, rng), _folds(anchors.labels, rng)
-    scores, right, weight, sims, own_right = [], [], [], [], []
-    for k in range(FOLDS):
-        test, train = fold == k, fold != k
-        if not test.any() or len(np.unique(own.labels[train])) < 2:
-            continue
-        adapter = fit(own.take(train), anchors.take(np.flatnonzero(anchor_fold != k)), labels, base_classes, "",
-                      recipe)
-        probs, sim = predict(adapter, own.take(test), None if similarity is None else similarity[test])
-        held = anchors.take(np.flatnonzero(anchor_fold == k))
-        anchor_probs, _ = predict(adapter, held)
-        scores += [*probs.max(1), *anchor_probs.max(1)]
-        right += [*(probs.argmax(1) == own.labels[test]), *(anchor_probs.argmax(1) == held.labels)]
-        weight += [1.0] * len(probs) + [len(own) / max(len(anchors), 1)] * len(held)
-        sims += list(sim)
-        own_right += list(probs.argmax(1) == own.labels[test])
-    scores, right, weight, sims = np.array(scores), np.array(right, bool), np.array(weight), np.array(sims)
-    base_uncertain_below, base_similarity_below = base_thresholds
-    grid = np.round(np.arange(0.30, base_uncertain_below + 1e-9, 0.025), 3)
-    value = [(weight * (scores >= t) * np.where(right, 1, -2)).sum() for t in grid]
-    below = float(np.quantile(sims, 0.05)) if len(sims) else None
-    if base_similarity_below is not None and below is not None:
-        below = min(below, base_similarity_below)
-    chosen = {"uncertain_below": float(grid[int(np.argmax(value))]),
-              "similarity_below": None if below is None else round(below, 4)}
-    return {"center": chosen, "held_out_photos": int(len(sims)),
-            "held_out_top1": float(np.mean(own_right)) if own_right else None}
-
-
 def learn(classifier, root: Path, recipe: Recipe = DEFAULT_RECIPE, advance: Callable[[int], None] = lambda n: None,
           on_error: Callable[[Path, Exception], None] = lambda p, e: None,
           announce: Callable[[int], None] = lambda n: None) -> Adapter:
@@ -170,27 +124,26 @@ def learn(classifier, root: Path, recipe: Recipe = DEFAULT_RECIPE, advance: Call
     folders = read_folders(root, sidecar.labels)
     anchors = anchors_for(classifier.model)
     announce(len(folders.paths))
-    rows, photos, base_similarity = embed(classifier, folders.paths, advance, on_error)
+    rows, photos, _ = embed(classifier, folders.paths, advance, on_error)
     own = Photos(photos.embeddings, photos.probs, folders.classes[rows])
-    adapter = learn_photos(own, anchors, folders.labels, sidecar, recipe, base_similarity)
+    adapter = learn_photos(own, anchors, folders.labels, sidecar, recipe)
     info = {**adapter.info, "learned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "folder": str(root), "photos_failed": int(len(folders.paths) - len(rows)), "model": classifier.model.name}
     return replace(adapter, info=info)
 
 
-def learn_photos(own: Photos, anchors: Photos, labels: tuple[str, ...], sidecar, recipe: Recipe = DEFAULT_RECIPE,
-                 base_similarity: np.ndarray | None = None) -> Adapter:
-    """The adapter, its thresholds and photo counts from embedded photos (what :func:`learn` does after
-    embedding; bench/learning.py calls it on cached embeddings)."""
+def learn_photos(own: Photos, anchors: Photos, labels: tuple[str, ...], sidecar, recipe: Recipe = DEFAULT_RECIPE
+                 ) -> Adapter:
+    """The adapter and its photo counts from embedded photos: what :func:`learn` does after embedding (the bench
+    calls it on cached embeddings; a test proves the two give the same adapter)."""
     adapter = fit(own, anchors, labels, len(sidecar.labels), sidecar.sha256, recipe)
-    thresholds = choose_thresholds(own, anchors, labels, len(sidecar.labels), recipe,
-                                   sidecar.thresholds_for("center"), base_similarity)
     counts = {labels[c]: int((own.labels == c).sum()) for c in np.unique(own.labels)}
-    info = {"recipe": recipe.__dict__,
-            "cross_validation": {k: thresholds.pop(k) for k in ("held_out_photos", "held_out_top1")}}
-    return replace(adapter, thresholds=thresholds, photos=counts, info=info)
+    return replace(adapter, photos=counts, info={"recipe": asdict(recipe)})
 
 
+def few_photos(adapter: Adapter) -> list[str]:
+    """The taught classes with fewer photos than :data:`STRONG_CHANGE` (their answers mostly stay uncertain)."""
+    return sorted(name for name, n in adapter.photos.items() if n < STRONG_CHANGE)
 
 
 def write_anchors(classifier, paths: list[Path], labels: np.ndarray, advance: Callable[[int], None] = lambda n: None

@@ -7,13 +7,22 @@ the model's embedding output and its calibrated probabilities and gives probabil
 - ``gate`` (the default, measured best: bench/results/learning.md): a softmax regression over the embedding
   with one output per taught class and one more, "the model's own answer". The answer is the mixture
   ``p = q_taught + q_model * p_base``: a taught class takes a photo only where the gate is sure of it, and
-  everything else keeps the base model's probabilities, so classes nobody taught stay where they were. Fitted on
+  everything else keeps the base model's probabilities, so classes nobody taught stay where they were. A taught
+  class takes no share of a photo much nearer to another class's photos (the anchors: the model's own training
+  photos; the owner's other classes) than to its owner's photos of it.
+  Fitted on
   the owner's photos and the anchors (the model's own training photos, shipped with it: their label is their
   class where it was taught, else "the model's answer").
 - ``residual``: a softmax regression whose logits are the base model's log-probabilities plus a learned
   correction ``W e + b`` on the rows of the taught classes.
 - ``prototypes``: weight imprinting, cosine to the mean embedding of each taught class (scaled), over the base
   model's log-probabilities for the classes nobody taught.
+
+**Honest answers.** A taught class is answered confidently only where the photo resembles the owner's own photos
+of that class: its nearest owner photo of the answered class must be closer than a floor (the typical nearest
+distance of the model's own training photos of *other* species to those owner photos) and not much farther than
+the nearest photo of any other class (the anchors and the owner's other classes). A class nobody taught keeps the
+model's own rule. So a species nobody taught, answered as a taught class, stays "uncertain".
 
 One ``.npz`` file holds it all (no pickles), written atomically; it names the base model's sha256 and is refused
 for any other model.
@@ -33,11 +42,11 @@ import numpy as np
 from ..errors import FlowercamError
 from .scores import softmax
 
-FORMAT = "flowercam-adapter/1"
+FORMAT = "flowercam-adapter/2"
 KINDS = ("gate", "residual", "prototypes")
-DEFAULT_KIND = "gate"
 EPS = 1e-6  # floor of the base probabilities before the log
 MAX_BYTES = 256 << 20  # an adapter file larger than this is not one of ours
+ARRAYS = ("weights", "bias", "taught", "references", "reference_labels", "reference_owner", "floor", "margin")
 
 
 class AdapterError(FlowercamError):
@@ -45,10 +54,24 @@ class AdapterError(FlowercamError):
 
 
 @dataclass(frozen=True)
+class Answers:
+    """The adapted model's answers for N photos: probabilities (N, C), and the uncertain rule's inputs for each
+    photo's top answer (:func:`flowercam.model.scores.is_uncertain`): similarity, uncertain_below and
+    similarity_below (N,) float64 (NaN: no similarity check)."""
+
+    probabilities: np.ndarray
+    similarity: np.ndarray
+    uncertain_below: np.ndarray
+    similarity_below: np.ndarray
+
+
+@dataclass(frozen=True)
 class Adapter:
-    """Learned classes on top of a base model. Arrays: ``weights`` (C, D) float32, ``bias`` (C,) float32, over
-    all C = base + added classes (gate: (T + 1, D) and (T + 1,), the T taught classes in order, then the model's
-    own answer); ``taught`` (C,) bool."""
+    """Learned classes on top of a base model. Arrays: ``weights`` (C, D) float32, ``bias`` (C,) float32 over all
+    C = base + added classes (gate: (T + 1, D) and (T + 1,), the T taught classes in order, then the model's own
+    answer); ``taught`` (C,) bool; ``references`` (R, D) unit embeddings of the owner's photos and the anchors, with
+    ``reference_labels`` (R,) int64 and ``reference_owner`` (R,) bool; ``floor`` and ``margin`` (C,) float32, the
+    neighbour rule of each taught class (NaN elsewhere)."""
 
     kind: str
     labels: tuple[str, ...]
@@ -57,25 +80,27 @@ class Adapter:
     weights: np.ndarray
     bias: np.ndarray
     taught: np.ndarray
-    means: np.ndarray  # (C, D) float32: unit mean embedding of each taught class (zero rows elsewhere)
+    references: np.ndarray
+    reference_labels: np.ndarray
+    reference_owner: np.ndarray
+    floor: np.ndarray
+    margin: np.ndarray
+    uncertain_below: float  # a taught class answered with a lower probability is uncertain
+    gate_slack: float  # gate: a taught class takes no share of a photo nearer, by more than this, to another class
     scale: float = 1.0  # prototypes: logits = scale * cosine
-    thresholds: dict = field(default_factory=dict)  # {"center": {"uncertain_below": .., "similarity_below": ..}}
     photos: dict = field(default_factory=dict)  # class name -> photos learned from
-    info: dict = field(default_factory=dict)  # when, from where, how the thresholds were chosen
+    info: dict = field(default_factory=dict)  # when, from where, the recipe
 
     @property
     def added(self) -> tuple[str, ...]:
         """The classes the owner added (after the base model's)."""
         return self.labels[self.base_classes:]
 
-    def thresholds_for(self, crops: str) -> tuple[float, float | None]:
-        chosen = self.thresholds.get(crops) or self.thresholds.get("center", {})
-        return float(chosen.get("uncertain_below", 0.5)), chosen.get("similarity_below")
-
-    def logits(self, probs: np.ndarray, embedding: np.ndarray) -> np.ndarray:
-        """(N, C) adapted logits from base probabilities (N, base) and unit embeddings (N, D)."""
+    def logits(self, probs: np.ndarray, embedding: np.ndarray, supported: np.ndarray | None = None) -> np.ndarray:
+        """(N, C) adapted logits from base probabilities (N, base) and unit embeddings (N, D); ``supported`` (N, T)
+        says where each taught class resembles its owner's photos (gate: elsewhere it takes no share)."""
         if self.kind == "gate":
-            return self._gate(probs, embedding)
+            return self._gate(probs, embedding, supported)
         base = offsets(probs, len(self.labels))
         rows = self._rows  # only the taught classes have weights: a few rows, not all classes
         learned = embedding @ self.weights[rows].T * self.scale + self.bias[rows]
@@ -85,45 +110,79 @@ class Adapter:
             base[:, rows] += learned
         return base
 
-    def _gate(self, probs: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+    def _gate(self, probs: np.ndarray, embedding: np.ndarray, supported: np.ndarray | None) -> np.ndarray:
         q = softmax(embedding @ self.weights.T + self.bias)
+        taught = q[:, :-1] if supported is None else q[:, :-1] * supported
         mixed = np.zeros((len(probs), len(self.labels)))
-        mixed[:, :probs.shape[1]] = q[:, -1:] * probs
-        mixed[:, self._rows] += q[:, :-1]
+        mixed[:, :probs.shape[1]] = (1.0 - taught.sum(axis=1, keepdims=True)) * probs
+        mixed[:, self._rows] += taught
         return np.log(np.maximum(mixed, EPS * EPS))
 
     @property
     def _rows(self) -> np.ndarray:
         return np.flatnonzero(self.taught)
 
-    def similarity(self, embedding: np.ndarray, base_similarity: np.ndarray | None) -> np.ndarray:
-        """Cosine to the nearest known class: the model's class means or the owner's taught classes."""
-        own = (embedding @ self.means[self.taught].T).max(axis=1)
-        return own if base_similarity is None else np.maximum(own, base_similarity)
+    def neighbours(self, sims: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """From the cosines (N, R) of N photos to the references, per photo and class (N,): the nearest owner photo
+        of that class, and the nearest reference of any other class (owner photos and anchors); -1 where none."""
+        same = self.reference_labels[np.newaxis, :] == classes[:, np.newaxis]
+        own = np.where(same & self.reference_owner, sims, -1.0).max(axis=1, initial=-1.0)
+        other = np.where(~same, sims, -1.0).max(axis=1, initial=-1.0)
+        return own, other
 
-    def apply(self, scores):
-        """A :class:`~flowercam.model.classifier.Scores` of the base model -> the adapted one (same type)."""
+    def _supported(self, sims: np.ndarray) -> np.ndarray:
+        """(N, T): whether each photo is not nearer to another class's photos (anchors or owner's), by more than
+        ``gate_slack``, than to the owner's photos of each taught class."""
+        out = np.zeros((len(sims), len(self._rows)), bool)
+        for j, c in enumerate(self._rows):
+            own, other = self.neighbours(sims, np.full(len(sims), c))
+            out[:, j] = own >= other - self.gate_slack
+        return out
+
+    def answers(self, probs: np.ndarray, embedding: np.ndarray, base_similarity: np.ndarray | None,
+                base_rule: tuple[float, float | None]) -> Answers:
+        """The adapted answers for base probabilities (N, base), unit embeddings (N, D) and the model's own
+        similarity (N,) or None; ``base_rule`` is the model's (uncertain_below, similarity_below), kept for answers
+        of classes nobody taught."""
+        embedding = np.asarray(embedding, np.float32)
+        sims = embedding @ self.references.T  # (N, R) float32
+        p = softmax(self.logits(probs, embedding, self._supported(sims)))
+        best = p.argmax(axis=1)
+        taught = self.taught[best]
+        own, other = self.neighbours(sims, best)
+        base_sim = np.full(len(p), np.nan) if base_similarity is None else np.asarray(base_similarity, float)
+        base_below = np.nan if base_rule[1] is None else float(base_rule[1])
+        return Answers(p, np.where(taught, own, base_sim),
+                       np.where(taught, self.uncertain_below, float(base_rule[0])),
+                       np.where(taught, np.maximum(self.floor[best], other + self.margin[best]), base_below))
+
+    def apply(self, scores, base_rule: tuple[float, float | None]):
+        """A :class:`~flowercam.model.classifier.Scores` of the base model -> (the adapted one, of the same type;
+        the rule's (uncertain_below, similarity_below) for its top answer)."""
         if scores.embedding is None:
             raise AdapterError("the model has no embedding output: an adapter needs one (re-export it)")
-        emb = scores.embedding[np.newaxis]
-        probs = softmax(self.logits(scores.probabilities[np.newaxis], emb))[0]
         base_sim = None if scores.similarity is None else np.array([scores.similarity])
-        similarity = float(self.similarity(emb, base_sim)[0])
-        return type(scores)(probs, similarity, scores.embedding)
+        a = self.answers(scores.probabilities[np.newaxis], scores.embedding[np.newaxis], base_sim, base_rule)
+        similarity = None if np.isnan(a.similarity[0]) else float(a.similarity[0])
+        below = None if np.isnan(a.similarity_below[0]) else float(a.similarity_below[0])
+        return type(scores)(a.probabilities[0], similarity, scores.embedding), (float(a.uncertain_below[0]), below)
 
     def save(self, path: Path) -> Path:
         """Write atomically (a temporary file in the same folder, then a rename): a failed write leaves the
         previous adapter in place."""
         meta = {"format": FORMAT, "kind": self.kind, "labels": list(self.labels), "base_classes": self.base_classes,
-                "base_sha256": self.base_sha256, "scale": self.scale, "thresholds": self.thresholds,
-                "photos": self.photos, "info": self.info}
+                "base_sha256": self.base_sha256, "scale": self.scale, "uncertain_below": self.uncertain_below,
+                "gate_slack": self.gate_slack, "photos": self.photos, "info": self.info}
+        arrays = {"weights": self.weights.astype(np.float32), "bias": self.bias.astype(np.float32),
+                  "taught": self.taught.astype(bool), "references": self.references.astype(np.float16),
+                  "reference_labels": self.reference_labels.astype(np.int32),
+                  "reference_owner": self.reference_owner.astype(bool), "floor": self.floor.astype(np.float32),
+                  "margin": self.margin.astype(np.float32)}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                         weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
-                         taught=self.taught.astype(bool), means=self.means.astype(np.float32))
+                np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -145,12 +204,17 @@ def read_adapter(path: Path) -> Adapter:
     """Read an adapter file (any model); one-line :class:`AdapterError` for anything broken."""
     try:
         if not path.is_file():
-            raise AdapterError(f"adapter not found: {path}")
+            raise AdapterError(f"adapter not found: {path}" if not path.is_dir() else f"{path} is a folder, not an "
+                               "adapter file")
         if path.stat().st_size > MAX_BYTES:
             raise AdapterError(f"{path.name}: too large for an adapter")
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
-            arrays = {key: np.asarray(data[key]) for key in ("weights", "bias", "taught", "means")}
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                old = isinstance(meta, dict) and str(meta.get("format", "")).startswith("flowercam-adapter/")
+                raise AdapterError(f"{path.name}: made by another flowercam version: run flowercam learn again"
+                                   if old else f"{path.name}: not a {FORMAT} file")
+            arrays = {key: np.asarray(data[key]) for key in ARRAYS}
     except AdapterError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as err:
@@ -158,27 +222,39 @@ def read_adapter(path: Path) -> Adapter:
     return _checked(path, meta, arrays)
 
 
-def _checked(path: Path, meta, arrays: dict) -> Adapter:
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise AdapterError(f"{path.name}: not a {FORMAT} file")
+def _checked(path: Path, meta: dict, arrays: dict) -> Adapter:
+    """Every field of the file checked: types, shapes, finite numbers; a broken one is one AdapterError."""
     try:
         labels = tuple(str(label) for label in meta["labels"])
-        adapter = Adapter(str(meta["kind"]), labels, int(meta["base_classes"]), str(meta["base_sha256"]),
+        photos, info = meta["photos"], meta["info"]
+        if not isinstance(photos, dict) or not isinstance(info, dict) or not isinstance(meta["kind"], str):
+            raise TypeError("photos, info and kind must be a mapping, a mapping and a string")
+        adapter = Adapter(meta["kind"], labels, int(meta["base_classes"]), str(meta["base_sha256"]),
                           arrays["weights"].astype(np.float32), arrays["bias"].astype(np.float32),
-                          arrays["taught"].astype(bool), arrays["means"].astype(np.float32), float(meta["scale"]),
-                          dict(meta["thresholds"]),
-                          dict(meta["photos"]), dict(meta["info"]))
+                          arrays["taught"].astype(bool), arrays["references"].astype(np.float32),
+                          arrays["reference_labels"].astype(np.int64), arrays["reference_owner"].astype(bool),
+                          arrays["floor"].astype(np.float32), arrays["margin"].astype(np.float32),
+                          float(meta["uncertain_below"]), float(meta["gate_slack"]), float(meta["scale"]),
+                          dict(photos), dict(info))
     except (KeyError, TypeError, ValueError) as err:
         raise AdapterError(f"{path.name}: broken adapter ({type(err).__name__}: {err})") from None
-    c = len(labels)
-    rows = int(adapter.taught.sum()) + 1 if adapter.kind == "gate" else c
-    if adapter.kind not in KINDS or adapter.weights.ndim != 2 or adapter.weights.shape[0] != rows \
-            or adapter.bias.shape != (rows,) or adapter.taught.shape != (c,) \
-            or adapter.means.shape != (c, adapter.weights.shape[1]) \
-            or not adapter.taught.any() or not 0 < adapter.base_classes <= c \
-            or not np.isfinite(adapter.weights).all() or not np.isfinite(adapter.bias).all():
-        raise AdapterError(f"{path.name}: broken adapter (its arrays do not fit its {c} classes)")
+    if not _consistent(adapter):
+        raise AdapterError(f"{path.name}: broken adapter (its arrays do not fit its {len(labels)} classes)")
     return adapter
+
+
+def _consistent(a: Adapter) -> bool:
+    c, rows = len(a.labels), int(a.taught.sum()) + 1 if a.kind == "gate" else len(a.labels)
+    shapes = (a.weights.ndim == 2 and a.weights.shape[0] == rows and a.bias.shape == (rows,)
+              and a.taught.shape == (c,) and a.references.ndim == 2 and a.references.shape[1] == a.weights.shape[1]
+              and a.reference_labels.shape == a.reference_owner.shape == (len(a.references),)
+              and a.floor.shape == a.margin.shape == (c,))
+    if a.kind not in KINDS or not shapes or not a.taught.any() or not 0 < a.base_classes <= c:
+        return False
+    finite = all(np.isfinite(x).all() for x in (a.weights, a.bias, a.references, a.floor[a.taught],
+                                                 a.margin[a.taught]))
+    return bool(finite and 0.0 <= a.uncertain_below <= 1.0 and np.isfinite(a.scale) and np.isfinite(a.gate_slack)
+                and ((a.reference_labels >= 0) & (a.reference_labels < c)).all())
 
 
 def load_adapter(path: Path, sidecar) -> Adapter:

@@ -124,7 +124,8 @@ class Classifier:
         if self.crops not in CROP_SETS:
             raise ModelError(f"crops={self.crops!r}, expected one of {', '.join(CROP_SETS)}")
         self.adapter = None if adapter is None else load_adapter(Path(adapter), self.sidecar)
-        chosen = self.adapter.thresholds_for(self.crops) if self.adapter else self.sidecar.thresholds_for(self.crops)
+        chosen = self.sidecar.thresholds_for(self.crops)
+        self.overrides = (uncertain_below, similarity_below)  # given by the user: they hold for every answer
         self.threshold = chosen[0] if uncertain_below is None else uncertain_below
         self.similarity_below = chosen[1] if similarity_below is None else similarity_below
         self.preprocess = self.sidecar.preprocess
@@ -151,16 +152,27 @@ class Classifier:
     def _read(self, index: int, spec: TensorSpec) -> np.ndarray:
         return dequantize(self.interpreter.get_tensor(index), spec.scale, spec.zero_point)
 
-    def uncertain_reason(self, best: Class, similarity: float | None) -> str:
-        """Why the answer is uncertain ("" when it is not): a low calibrated score, or (models with a similarity
-        output) a photo unlike the training photos of every class."""
+    def rule(self, best: Class, adapted: tuple[float, float | None] | None) -> tuple[float, float | None]:
+        """The uncertain rule's (uncertain_below, similarity_below) for an answer: the user's overrides, else the
+        adapter's (``adapted``: its owner's photos for a taught class, the model's own otherwise), else the model's."""
+        rule = adapted or (self.threshold, self.similarity_below)
+        return tuple(o if o is not None else r for o, r in zip(self.overrides, rule))
+
+    def uncertain_reason(self, best: Class, similarity: float | None, rule: tuple[float, float | None]) -> str:
+        """Why the answer is uncertain ("" when it is not): a low calibrated score, or a photo unlike the photos
+        of its class (the model's training photos of every class; for a taught class, its owner's photos)."""
         if best.label == NOT_A_FLOWER:
             return "not a flower (a class its owner taught it)"
-        if not is_uncertain(best.score, similarity, self.threshold, self.similarity_below):
+        uncertain_below, similarity_below = rule
+        if not is_uncertain(best.score, similarity, uncertain_below, similarity_below):
             return ""
-        if best.score < self.threshold:
-            return f"low confidence ({best.score:.1%} < {self.threshold:.1%})"
-        return f"unlike the photos it learned from (similarity {similarity:.2f} < {self.similarity_below:g})"
+        if best.score < uncertain_below:
+            return f"low confidence ({best.score:.1%} < {uncertain_below:.1%})"
+        whose = f"your photos of {best.label}" if self._taught(best) else "the photos it learned from"
+        return f"unlike {whose} (similarity {similarity:.3f} < {similarity_below:.3f})"
+
+    def _taught(self, best: Class) -> bool:
+        return self.adapter is not None and bool(self.adapter.taught[best.index])
 
     def load(self, path: str | Path) -> tuple[list[np.ndarray], float, float]:
         """Decode and preprocess a file. Returns (input arrays, one per crop; decode ms; preprocess ms)."""
@@ -177,12 +189,12 @@ class Classifier:
                         preprocess_ms: float = 0.0) -> Result:
         """Classify the crops of one photo; their probabilities (and similarities, embeddings) are averaged."""
         t0 = time.perf_counter()
-        scores = self.combine([self.infer(array) for array in arrays])
+        scores, adapted = self.combine([self.infer(array) for array in arrays]), None
         if self.adapter is not None:
-            scores = self.adapter.apply(scores)
+            scores, adapted = self.adapter.apply(scores, (self.threshold, self.similarity_below))
         inference_ms = (time.perf_counter() - t0) * 1e3
         best = top_k(scores.probabilities, self.labels, max(1, k))
-        reason = self.uncertain_reason(best[0], scores.similarity)
+        reason = self.uncertain_reason(best[0], scores.similarity, self.rule(best[0], adapted))
         latency = {"decode": decode_ms, "preprocess": preprocess_ms, "inference": inference_ms,
                    "total": decode_ms + preprocess_ms + inference_ms}
         return Result(path, best, bool(reason), {key: round(v, 3) for key, v in latency.items()},

@@ -77,9 +77,10 @@ def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[Class, .
     return tuple(Class(int(i), labels[i], round(float(scores[i]), 6)) for i in order)
 
 
-def is_uncertain(score: float, similarity: float | None, uncertain_below: float,
-                 similarity_below: float | None) -> bool:
-    """The uncertain rule: a calibrated top-1 score under ``uncertain_below``, or (models with a similarity output)
-    a photo less similar than ``similarity_below`` to every class it knows."""
-    low_similarity = similarity is not None and similarity_below is not None and similarity < similarity_below
-    return score < uncertain_below or low_similarity
+def is_uncertain(score, similarity, uncertain_below, similarity_below):
+    """The uncertain rule (the one home of it): a calibrated top-1 score under ``uncertain_below``, or a photo less
+    similar than ``similarity_below`` to the photos of its class (models with a similarity output; a learned
+    class: its owner's photos). Scalars give a bool; arrays (N,) give (N,) bools, NaN meaning "no check"."""
+    if similarity is None or similarity_below is None:
+        return np.less(score, uncertain_below)
+    return np.less(score, uncertain_below) | np.less(similarity, similarity_below)
