@@ -178,7 +178,8 @@ def main(garden_root: Annotated[Path, typer.Option("--garden")] = Path("../share
     field = (field[0], field[1], field[2].astype(str))
     garden = (garden[0], garden[1], garden[2].astype(str))
     result = {"machine": machine_info(), "model": classifier.sidecar.sha256, "sizes": list(SIZES),
-              "recipe": DEFAULT_RECIPE.__dict__, "curve": curve(classifier, garden, field, (t, t_sim, t_truth), anchors),
+              "recipe": DEFAULT_RECIPE.__dict__,
+              "curve": curve(classifier, garden, field, (t, t_sim, t_truth), anchors),
               "costs": costs(garden_root, work, garden, anchors, classifier.sidecar)}
     write_results(out, "learning", result, render)
     plot(result, out / "learning.png")
@@ -296,7 +297,8 @@ def readme_block(result: dict) -> str:
     worst_wrong = max(_mean(d, "known_confident_wrong") for d in blind.values())
     tests = [_mean(d, "test_top1") for d in four.values()]
     unsure = [_mean(d, "test_uncertain") for d in four.values()]
-    drop = max(max(d["worst_untaught_drop"] for d in draws) for draws in four.values())
+    drop = max(d["worst_untaught_drop"] for rows in (four, blind) for draws in rows.values() for d in draws)
+    few = min(blind)
     return (f"Taught all four (tulip is a new class), field_dev's known classes go from "
             f"{_pct(base['known_top1'])} top-1 (the model alone) to {_pct(_mean(four[20], 'known_top1'))} at 20 photos "
             f"per class and {_pct(_mean(four[top], 'known_top1'))} with all {top}; tulips to "
@@ -309,8 +311,10 @@ def readme_block(result: dict) -> str:
             f"alone: {_pct(base['known_confident_right'])}). **What gets worse:** the Oxford test split goes to "
             f"{_pct(min(tests))}–{_pct(max(tests))} top-1 (the model alone: {_pct(base['test_top1'])}) with "
             f"{_pct(min(unsure))}–{_pct(max(unsure))} answered uncertain ({_pct(base['test_uncertain'])}), and the "
-            f"untaught Oxford class that suffers most loses up to {_pct(drop)} of its test top-1. With 1 or 2 photos "
-            f"a class learning changes little; `flowercam learn` says so below 20. Learning all of garden_pool "
+            f"untaught Oxford class that suffers most loses up to {_pct(drop)} of its test top-1 (worst draw). With "
+            f"{few} photo a class it is more hesitant than the model alone "
+            f"({_pct(_mean(blind[few], 'known_confident_right'))} confident and right); `flowercam learn` says so "
+            f"below 20 photos a class. Learning all of garden_pool "
             f"({top * len(FOLDERS)} photos) takes {c['learn_wall_s']} s and {c['learn_peak_rss_mb']:.0f} MB; the "
             f"adapter adds {c['bench']['adapter_share']:.1%} to an inference.")
 

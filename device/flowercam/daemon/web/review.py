@@ -224,9 +224,10 @@ class Review:
         try:
             fitted = learn(make_classifier(), self.garden)
             fitted.save(adapter)
-        except (FlowercamError, OSError) as err:
-            self.learning = {"state": "failed", "at": round(time.time(), 3), "error": str(err)}
-            log.error("learning from the review failed: %s", err)
+        except Exception as err:  # noqa: BLE001 (a job always ends in "done" or "failed: reason", never "learning")
+            reason = str(err) if isinstance(err, FlowercamError | OSError) else f"{type(err).__name__}: {err}"
+            self.learning = {"state": "failed", "at": round(time.time(), 3), "error": reason}
+            log.error("learning from the review failed: %s", reason)
             return
         self.learning = {"state": "done", "at": round(time.time(), 3), "photos": fitted.photos,
                          "classes_added": list(fitted.added)}
