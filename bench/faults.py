@@ -3,7 +3,8 @@ socket), and how it behaves: watchdog max gap, events corrupted or lost, exit, t
 
 Faults: a stalled stream (a TCP server that accepts and never answers), the source lost and back, a full disk and
 its recovery (RLIMIT_FSIZE lowered on the running daemon, then raised), SIGTERM at random moments (×20, from
-start-up on), SIGHUP (a reload) 20 times under load, slow and aborted HTTP clients, 200 idle connections.
+start-up on), SIGHUP (a reload) 20 times under load, slow and aborted HTTP clients, 200 idle connections; and
+the faults of learning on the device (learning_faults.py).
 
 Usage: python bench/faults.py  ->  bench/results/faults.{json,md}
 """
@@ -417,10 +418,12 @@ FAULTS = {"stalled stream": stalled_stream, "source lost and back": source_loss,
 
 
 def main(out: Path = Path("bench/results")) -> None:
+    from learning_faults import LEARNING_FAULTS
+
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "garden.avi")
-        for name, fault in FAULTS.items():
+        for name, fault in {**FAULTS, **LEARNING_FAULTS}.items():
             print(f"== {name}", flush=True)
             results[name] = fault(Path(tmp), video)
             print(json.dumps(results[name]), flush=True)

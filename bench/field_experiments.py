@@ -19,7 +19,8 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from flowercam.model.scores import softmax
+from flowercam.model.labels import folder_class
+from flowercam.model.scores import is_uncertain, softmax
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import machine_info  # noqa: E402
@@ -69,7 +70,8 @@ def features_of(both, config, data: Path | None, field: Path, test_stride: int, 
     crops, labels = [], []
     for folder in FIELD_CLASSES:
         for path in sorted((field / folder).glob("*.jpg")):
-            labels.append(names.index(folder.replace("_", " ")) if folder.replace("_", " ") in names else -1)
+            index = folder_class(folder, tuple(names))  # the device's one rule for folder names
+            labels.append(-1 if index is None else index)
             crops.append(pre.crops(decode(path), "multi"))
     crops_arr = np.array(crops)  # (photos, 6, S, S, 3)
     run_on("field", crops_arr.reshape(-1, *crops_arr.shape[2:]))
@@ -140,10 +142,9 @@ def scored(f: dict, temperature: float, crops: str) -> dict:
 
 def figures(s: dict, f: dict, t_prob: float, t_sim: float | None) -> dict:
     """The must-show figures of one rule."""
-    def uncertain(split):
+    def uncertain(split):  # the device's one rule
         probs, sims = s[split]
-        flag = probs.max(1) < t_prob
-        return flag | (sims < t_sim) if t_sim is not None else flag
+        return is_uncertain(probs.max(1), sims, t_prob, t_sim)
 
     fy = f["field_y"]
     known, pred, unc = fy >= 0, s["field"][0].argmax(1), uncertain("field")

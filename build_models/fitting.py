@@ -4,12 +4,12 @@ history, early stopping, a line every 30 s in a log; and batched prediction with
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
+from flowercam.model.files import write_atomically
 
 from .cache import CachedMaps
 from .console import LogProgress, progress, say
@@ -63,9 +63,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         done = epoch + 1
-        save_atomically(self.model.save_weights, self.folder / f"epoch{done}.weights.h5")
+        write_atomically(self.folder / f"epoch{done}.weights.h5", self.model.save_weights)
         state = {"epoch": done, "iterations": int(self.model.optimizer.iterations.numpy())}
-        save_atomically(lambda tmp: tmp.write_text(json.dumps(state)), self.folder / f"epoch{done}.json")
+        write_atomically(self.folder / f"epoch{done}.json", lambda tmp: tmp.write_text(json.dumps(state)))
         for old in self.saved()[:-self.keep]:
             (self.folder / f"epoch{old}.json").unlink()
             (self.folder / f"epoch{old}.weights.h5").unlink()
@@ -87,13 +87,6 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         self.log.advance(1)
-
-
-def save_atomically(save, path: Path) -> None:
-    """``save(tmp)`` then rename over ``path``: readers never see a half-written file."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    save(tmp)
-    os.replace(tmp, path)
 
 
 def fit(model: keras.Model, x, y, config: TrainConfig, work: Path, phase: str, epochs: int, validation_data,

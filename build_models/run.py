@@ -9,13 +9,14 @@ from pathlib import Path
 import keras
 import numpy as np
 from flowercam.errors import FlowercamError
+from flowercam.model.files import write_atomically
 from flowercam.model.preprocess import Preprocess
 
 from .console import phase
 from .data import Flowers102
 from .distribute import Cluster
 from .evaluate import plot_confusion, plot_history, split_metrics, write_metrics
-from .fitting import predict_batches, save_atomically
+from .fitting import predict_batches
 from .folders import SPLIT_FILE
 from .images import labels_of, load_arrays
 from .presets import TrainConfig
@@ -46,7 +47,7 @@ def start_run(config: TrainConfig, dataset: Flowers102, run_dir: Path, cluster: 
     train_s = time.perf_counter() - t0
     if cluster and not cluster.is_chief:
         return None
-    save_atomically(model.save, run_dir / MODEL_FILE)
+    write_atomically(run_dir / MODEL_FILE, model.save)
     metrics = evaluate_run(run_dir, dataset, model)
     metrics["train_wall_s"] = round(train_s, 1)
     write_metrics(run_dir, metrics)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from flowercam.model.files import write_atomically
 from flowercam.model.preprocess import Preprocess
 from flowercam.model.resources import peak_rss_mb
 
@@ -27,7 +28,7 @@ from .console import phase, progress
 from .data import Flowers102, Sample
 from .distribute import Cluster, DistributionError, make_cluster
 from .field_views import FieldViews
-from .fitting import compile_model, fit, predict_batches, save_atomically
+from .fitting import compile_model, fit, predict_batches
 from .heads import build_head, classifier, split_backbone
 from .images import labels_of, load_arrays, load_photos
 from .presets import TrainConfig
@@ -189,7 +190,7 @@ class _Training:
                 x, y, val = x1, self.y_views, (v1, self.y_val)
             fit(head, x, y, config, self.work, "phase1", config.phase1_epochs, val, self.early, cluster,
                 self.steps if cluster.distributed else None)
-            save_atomically(head.save_weights, head_weights)
+            write_atomically(head_weights, head.save_weights)
 
     def phase2(self) -> None:
         """The top of the backbone unfrozen (BatchNorm stays frozen), trained with the head on the cached maps."""
@@ -217,7 +218,7 @@ class _Training:
                 x2, v2 = _augmented_dataset(self.x_train, self.y_train, config), (self.x_val, self.y_val)
             fit(model2, x2, None, config, self.work, "phase2", config.phase2_epochs, v2, self.early, cluster,
                 self.steps if cluster.distributed else None)
-            save_atomically(model2.save_weights, self.final_weights)
+            write_atomically(self.final_weights, model2.save_weights)
 
     def finish(self) -> keras.Model:
         """The whole model, its timings (and the distribution's layout) written next to it."""

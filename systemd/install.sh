@@ -40,3 +40,4 @@ install -m 0644 "$here/flowercam.service" /etc/systemd/system/flowercam.service
 systemctl daemon-reload
 systemctl enable --now flowercam.service
 echo "flowercam installed: journalctl -u flowercam -f   (config: /etc/flowercam/flowercam.toml)"
+echo "with [review] on, the page's labelling token (never logged): sudo cat /var/lib/flowercam/token"

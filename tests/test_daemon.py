@@ -4,6 +4,7 @@ through OpenCV, faults in the source, SIGTERM under heavy output, and the HTTP e
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -114,12 +115,13 @@ def test_source_faults_reconnect_without_crashing(tmp_path, tiny_model, video, f
 
 def test_http_endpoints_over_loopback(tmp_path, tiny_model, video):
     port = _free_port()
-    proc = _start(_config(tmp_path, tiny_model, video, http={"bind": f"127.0.0.1:{port}"}))
+    proc = _start(_config(tmp_path, tiny_model, video, http={"bind": f"127.0.0.1:{port}",
+                                                          "hosts": "flowercam.local, pi"}))
 
     def get(path: str) -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-                return response.status, response.read().decode()
+                return response.status, response.read().decode(errors="replace")
         except urllib.error.HTTPError as err:
             return err.code, ""
         except OSError:
@@ -127,12 +129,21 @@ def test_http_endpoints_over_loopback(tmp_path, tiny_model, video):
 
     try:
         assert _wait_for(lambda: get("/healthz")[0] == 200)
+        assert get("/healthz?probe=1")[0] == 200 and get("/snapshot.jpg?t=1")[0] == 200  # a query is no route
         status, metrics = get("/metrics")
         assert status == 200 and "flowercam_inferences_total" in metrics
         assert 'flowercam_inference_latency_ms_bucket{le="+Inf"}' in metrics and "flowercam_current_label{" in metrics
         latest = json.loads(get("/latest")[1])
         assert latest["label"].startswith("synthetic") and "smoothed_label" in latest
         assert get("/nothing")[0] == 404
+        for host, code in (("attacker.example", 421), (f"attacker.example:{port}", 421), ("flowercam.local", 200),
+                           (f"127.0.0.1:{port}", 200), ("localhost", 200), (f"[::1]:{port}", 200)):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.putrequest("GET", "/latest", skip_host=True)
+            connection.putheader("Host", host)
+            connection.endheaders()
+            assert connection.getresponse().status == code, host  # a DNS-rebinding page never gets an answer
+            connection.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
@@ -457,3 +468,15 @@ def test_a_stalled_stream_is_bounded_and_the_watchdog_keeps_being_fed(tmp_path, 
         receiver.close()
         silent.close()
     assert time.monotonic() - stop < 2.5  # a SIGTERM during the open does not wait for it
+
+
+def test_metrics_stay_valid_prometheus_text_whatever_a_class_is_called():
+    """A class named by a folder (the owner's, or a stranger's on a shared garden) cannot break /metrics."""
+    from flowercam.daemon.metrics import Metrics
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = Metrics(stall_s=5)
+    for label in ('"><svg onload=alert(1)>', 'back\\slash "quoted"', "line\nfeed", "common dandelion"):
+        metrics.show(label, None, {}, True)
+        families = {f.name: f for f in text_string_to_metric_families(metrics.prometheus(0.0))}
+        assert [s.labels["label"] for s in families["flowercam_current_label"].samples] == [label]

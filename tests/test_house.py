@@ -10,8 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"device/flowercam": "flowercam", "build_models": "build_models", "calibration": "calibration"}
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
-# Called by a framework, not by our code: Keras callbacks, http.server's hooks.
-CALLED_BY_A_FRAMEWORK = {"on_epoch_begin", "on_train_batch_end", "handle_error", "do_GET", "do_POST", "log_message"}
+# Called by a framework, not by our code: Keras layers and callbacks, http.server, pickle.
+CALLED_BY_A_FRAMEWORK = {"on_epoch_begin", "on_epoch_end", "on_train_batch_end", "call", "handle_error", "do_GET",
+                         "do_POST", "log_message", "find_class", "persistent_load"}
 # Used outside the product on purpose: the synthetic class folders are the tests' and the demos' data.
 FOR_TESTS_AND_DEMOS = {"write_class_folders"}
 
@@ -127,25 +128,59 @@ def test_the_device_has_no_loose_modules():
     assert not loose, loose
 
 
+def _references(text: str) -> set[str]:
+    """The names a module uses (never those it only defines): loaded names, attributes, imported names, keyword
+    arguments, and the words of its string literals other than docstrings (a name passed as a string counts)."""
+    tree = ast.parse(text)
+    docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            found.update(alias.name.rpartition(".")[2] for alias in node.names)
+        elif isinstance(node, ast.keyword) and node.arg:
+            found.add(node.arg)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            found.update(re.findall(r"[A-Za-z_]\w*", node.value))
+    return found
+
+
+def _definitions(tree: ast.Module) -> list[ast.AST]:
+    """Functions, classes, methods and module-level constants (UPPER_CASE names)."""
+    nodes = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    nodes += [m for n in tree.body if isinstance(n, ast.ClassDef) for m in n.body if isinstance(m, ast.FunctionDef)]
+    nodes += [target for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)
+              for target in (n.targets if isinstance(n, ast.Assign) else [n.target])
+              if isinstance(target, ast.Name) and target.id.isupper()]
+    return nodes
+
+
 def test_nothing_is_defined_that_only_the_tests_use():
-    """Every function, class and method of the product is named somewhere in the product or the bench scripts
-    beyond its own definition (the tests do not count: code only they call is not part of what ships)."""
+    """Every function, class, method and module-level constant of the product is used somewhere in the product or
+    the bench scripts (the tests do not count: code only they call is not part of what ships). Uses are read from
+    the syntax tree, so a definition, a comment or a docstring is no use."""
     product = [p for folder in (*PACKAGES, "bench") for p in (ROOT / folder).rglob("*.py")]
-    product += list((ROOT / "device" / "flowercam").glob("*.html"))
-    uses: dict[str, int] = {}
-    for path in product:
-        for word in re.findall(r"[A-Za-z_]\w*", path.read_text()):
-            uses[word] = uses.get(word, 0) + 1
+    uses = set().union(*(_references(path.read_text()) for path in product))
+    for page in (ROOT / "device" / "flowercam").rglob("*.html"):
+        uses.update(re.findall(r"[A-Za-z_]\w*", page.read_text()))
     unused = []
     for name, path in _modules().items():
-        tree = ast.parse(path.read_text())
-        nodes = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
-        nodes += [m for n in tree.body if isinstance(n, ast.ClassDef) for m in n.body if isinstance(m, ast.FunctionDef)]
-        for node in nodes:
+        for node in _definitions(ast.parse(path.read_text())):
+            label = getattr(node, "name", None) or node.id
             decorated = any(not (isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod", "property"))
-                            for d in node.decorator_list)  # a command or a route: the framework calls it
-            if node.name.startswith("__") or decorated or node.name in CALLED_BY_A_FRAMEWORK | FOR_TESTS_AND_DEMOS:
+                            for d in getattr(node, "decorator_list", []))  # a command or a route: the framework's
+            if label.startswith("__") or decorated or label in CALLED_BY_A_FRAMEWORK | FOR_TESTS_AND_DEMOS:
                 continue
-            if uses.get(node.name, 0) <= 1:
-                unused.append(f"{name}.{node.name}")
+            if label not in uses:
+                unused.append(f"{name}.{label}")
     assert not unused, unused
+
+
+def test_an_unused_constant_is_found():
+    """The check above can fail: a constant defined and never used is not a use of itself."""
+    tree = ast.parse('"""Doc naming UNUSED_ONE."""\nUNUSED_ONE = 1\nUSED = 2\nprint(USED)\n')
+    names = [getattr(n, "name", None) or n.id for n in _definitions(tree)]
+    assert names == ["UNUSED_ONE", "USED"] and "UNUSED_ONE" not in _references(ast.unparse(tree))

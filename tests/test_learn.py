@@ -106,6 +106,40 @@ def test_unreadable_photos_get_an_error_row_and_are_skipped(tmp_path, learning_m
     assert "broken.jpg" in done.stderr and "(1 unreadable)" in done.stdout
 
 
+def test_a_class_whose_photos_are_all_unreadable_is_no_class(tmp_path, learning_model, garden):
+    from flowercam.model.adapter import read_adapter
+
+    (garden / "tulip").mkdir()
+    for i in range(3):  # truncated JPEGs
+        (garden / "tulip" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
+    adapter = tmp_path / "a.npz"
+    done = run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model))
+    assert done.returncode == 0, done.stderr
+    learned = read_adapter(adapter)
+    assert "tulip" not in learned.labels and learned.labels[-1] == "violet" and "tulip" not in learned.photos
+    only = tmp_path / "only"
+    _folder(only, "violet", 4)
+    (only / "tulip").mkdir()
+    (only / "tulip" / "0.jpg").write_bytes(b"\xff\xd8\xff\xe0")
+    _one_line_error(run_cli("learn", str(only), "--out", str(adapter), "--model", str(learning_model)),
+                    "only one class (violet)")
+
+
+def test_anchors_made_for_another_model_are_refused_in_one_line(tmp_path, learning_model, garden):
+    import shutil
+
+    model = tmp_path / "model" / learning_model.name
+    model.parent.mkdir()
+    for part in learning_model.parent.glob(learning_model.stem + ".*"):
+        shutil.copy(part, model.parent / part.name)
+    anchors = model.with_name(model.stem + ".anchors.npz")
+    with np.load(anchors) as data:
+        arrays = dict(data)
+    np.savez(anchors, **{**arrays, "model_sha256": np.frombuffer(b"0" * 64, np.uint8)})
+    _one_line_error(run_cli("learn", str(garden), "--out", str(tmp_path / "a.npz"), "--model", str(model)),
+                    "was made for another model")
+
+
 def test_broken_or_foreign_adapters_are_refused_in_one_line(tmp_path, learning_model, garden):
     from flowercam.model.adapter import read_adapter
 
@@ -217,12 +251,12 @@ def test_the_command_the_daemons_learn_and_the_bench_fit_the_same_adapter(tmp_pa
     shutil.copytree(garden, review.garden, dirs_exist_ok=True)
     config = load_config(daemon_config(tmp_path, learning_model, video, review={"dir": str(tmp_path / "review")},
                                        model={"adapter": str(tmp_path / "daemon.npz")}))
-    review._learn(lambda: classifier_for(config, with_adapter=False), tmp_path / "daemon.npz", lambda: None)
+    review._learn(lambda: classifier_for(config, with_adapter=False), tmp_path / "daemon.npz", lambda fitted: None)
     classifier = Classifier(learning_model, threads=1)
     folders = read_folders(garden, classifier.sidecar.labels)
     rows, photos, sim = embed(classifier, folders.paths)
     own = type(photos)(photos.embeddings, photos.probs, folders.classes[rows])
-    bench = learn_photos(own, anchors_for(learning_model), folders.labels, classifier.sidecar)
+    bench = learn_photos(own, anchors_for(learning_model, classifier.sidecar), folders.labels, classifier.sidecar)
     for written in (read_adapter(command), read_adapter(tmp_path / "daemon.npz")):
         for name in ("weights", "bias", "references", "floor", "margin"):
             assert np.allclose(getattr(written, name), getattr(bench, name), atol=1e-3, equal_nan=True), name

@@ -30,10 +30,10 @@ def _browser():
 
 
 def test_status_page_follows_the_label_in_a_real_browser(tmp_path, tiny_model, video):
+    browser = _browser()  # first: a machine without a browser skips before a daemon is started (and leaked)
     port = free_port()
     proc = start_daemon(daemon_config(tmp_path, tiny_model, video, source={"fps": 10},
                           smoothing={"window": 1, "enter": 0.5, "stay": 0.5}, http={"bind": f"127.0.0.1:{port}"}))
-    browser = _browser()
     try:
         assert wait_for(lambda: b"fps" in urllib.request.urlopen(f"http://127.0.0.1:{port}/latest").read())
         browser.get(f"http://127.0.0.1:{port}/")

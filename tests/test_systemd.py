@@ -24,15 +24,33 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     assert done.returncode == 0 and not ours, done.stdout + done.stderr
 
 
+def _unit_settings(text: str) -> dict[str, list[str]]:
+    """The unit's settings as systemd reads them: comments (# or ;) are not settings; a key may repeat."""
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
 def test_unit_has_the_hardening_and_notify_settings():
-    unit = (SYSTEMD / "flowercam.service").read_text()
-    for setting in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StartLimitIntervalSec=0",
-                    "RestartPreventExitStatus=2", "User=flowercam",
-                    "SupplementaryGroups=video plugdev", "ProtectSystem=strict", "ProtectHome=yes",
-                    "NoNewPrivileges=yes", "PrivateUsers=yes", "StateDirectory=flowercam", "LogsDirectory=flowercam"):
-        assert setting in unit, setting
-    settings = [line for line in unit.splitlines() if not line.startswith("#")]
-    assert not any(line.startswith("PrivateDevices=") for line in settings)  # the camera and the Coral stay visible
+    settings = _unit_settings((SYSTEMD / "flowercam.service").read_text())
+    expected = {"Type": "notify", "Restart": "on-failure", "StartLimitIntervalSec": "0",
+                "RestartPreventExitStatus": "2", "User": "flowercam", "SupplementaryGroups": "video plugdev",
+                "ProtectSystem": "strict", "ProtectHome": "yes", "NoNewPrivileges": "yes", "PrivateUsers": "yes",
+                "StateDirectory": "flowercam", "LogsDirectory": "flowercam"}
+    for key, value in expected.items():
+        assert value in settings.get(key, []), (key, settings.get(key))
+    assert settings.get("WatchdogSec", [""])[0] not in ("", "0")
+    assert "PrivateDevices" not in settings  # the camera and the Coral stay visible
+
+
+def test_the_unit_parser_does_not_read_comments():
+    """The check above can fail: a commented-out setting is no setting."""
+    text = "[Service]\n# NoNewPrivileges=yes\n; User=flowercam\nType=notify\n"
+    assert _unit_settings(text) == {"Type": ["notify"]}
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed on this machine")

@@ -67,7 +67,7 @@ def daemon(
     SIGHUP (systemctl reload) re-reads the config and the model."""
     import logging
 
-    from ..daemon.classifying import classifier_for
+    from ..daemon.classifying import classifier_for, starting_classifier
     from ..daemon.daemon import Daemon
     from ..daemon.signals import Signals
 
@@ -81,8 +81,8 @@ def daemon(
     try:
         cfg = load_config(config)
         check_backend(cfg.source.uri)
-        classifier = classifier_for(cfg)
-    except FlowercamError as err:  # a bad config, model, adapter or capture library
+        classifier, problem = (classifier_for(cfg), None) if check_config else starting_classifier(cfg)
+    except FlowercamError as err:  # a bad config, model or capture library (or adapter: --check-config)
         raise fail(str(err)) from None
     if check_config:
         from ..sources import redact
@@ -99,8 +99,11 @@ def daemon(
         events = EventWriter(cfg.events.file)
     except OSError as err:
         raise fail(f"events.file: {err}") from None
+    from ..model.runtime import quiet_native_info
+
+    quiet_native_info(False)  # from now on threads log while others build interpreters: fd 2 stays the journal's
     try:
-        raise typer.Exit(Daemon(cfg, classifier, events, signals=signals, config_path=config).run())
+        raise typer.Exit(Daemon(cfg, classifier, events, signals=signals, config_path=config, problem=problem).run())
     except FlowercamError as err:  # e.g. the HTTP port is taken: a setting to change, not to retry
         raise fail(str(err)) from None
     except OSError as err:

@@ -8,30 +8,24 @@ from collections.abc import Callable
 
 from ..model.classifier import Classifier
 from ..sources import FrameSource
-from ..sources.pacing import Pacer
+from ..sources.pacing import Pacer, paced_frames
 
 
 def watch_loop(classifier: Classifier, source: FrameSource, fps: float, max_frames: int | None, as_json: bool,
                echo: Callable[[str], None]) -> tuple[int, bool]:
     """Classify frames until the source ends or ``max_frames``; returns (how many were classified, whether the
-    source ended). The rate shown is over the classifications so far (none on the first line).
-
-    A camera is read continuously (frames between classifications are dropped, so the one classified is fresh);
-    a video file is read frame by frame, waiting for each to be due. The wait is reported as ``wait_ms``,
-    apart from the capture (``latency_ms.decode``).
+    source ended). The rate shown is over the classifications so far (none on the first line). Frames come
+    paced as the daemon's (:func:`~flowercam.sources.pacing.paced_frames`); the wait is reported as
+    ``wait_ms``, apart from the capture (``latency_ms.decode``).
     """
-    pacer, count, first = Pacer(fps), 0, 0.0
+    count, first, frames = 0, 0.0, paced_frames(source, Pacer(fps))
     while max_frames is None or count < max_frames:
-        t0 = time.perf_counter()
-        frame = source.read()
-        capture_ms = (time.perf_counter() - t0) * 1e3
-        if frame is None:
+        paced = next(frames, None)
+        if paced is None:
             return count, True
-        wait = pacer.admit(source.live)
-        if wait is None:
+        if paced.image is None:
             continue
-        time.sleep(wait)
-        pacer.start()
+        frame, capture_ms, wait = paced.image, paced.capture_ms, paced.wait_s
         first = first or time.perf_counter()
         result = classifier.classify_frame(frame, source.name, k=1, capture_ms=capture_ms)
         count += 1

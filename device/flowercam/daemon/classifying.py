@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
+from ..model.adapter import AdapterError
 from ..model.classifier import Classifier
 from .config import Config
+
+log = logging.getLogger(__name__)
 
 
 def classifier_for(config: Config, with_adapter: bool = True) -> Classifier:
@@ -19,3 +24,23 @@ def classifier_for(config: Config, with_adapter: bool = True) -> Classifier:
     return Classifier(Path(config.model.path) if config.model.path else None, config.model.threads,
                       config.model.edgetpu, uncertain_below=threshold, crops=config.model.crops or None,
                       adapter=adapter)
+
+
+def starting_classifier(config: Config) -> tuple[Classifier, str | None]:
+    """The classifier to start with, and what was given up for it: an adapter that cannot be used costs the
+    learning, never the camera. A broken adapter file is moved aside (``NAME.broken-TIME``) for inspection, so
+    the next Learn writes a fresh one. Anything wrong with the model itself still raises."""
+    try:
+        return classifier_for(config), None
+    except AdapterError as err:
+        problem = f"learning off, running the model alone: {err}"
+        path = Path(config.model.adapter)
+        if path.is_file():
+            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+            try:
+                path.rename(aside)
+                problem += f" (moved aside to {aside})"
+            except OSError as move:
+                problem += f" (could not move it aside: {move.strerror})"
+        log.error("%s", problem)
+        return classifier_for(config, with_adapter=False), problem

@@ -61,6 +61,8 @@ class EventsConfig:
 class HttpConfig:
     bind: str = ""  # e.g. "127.0.0.1:8089"; empty: off. Beyond loopback only with allow_remote
     allow_remote: bool = False  # let bind name a non-loopback address (labelling then still needs the token)
+    hosts: str = ""  # names the page is reached by besides localhost and IP addresses ("flowercam.local, pi"):
+    # any other name in a request's Host header is refused (a web page's DNS rebinding never reaches the daemon)
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,19 @@ import time
 from pathlib import Path
 
 from ..errors import FlowercamError
+from ..model.adapter import Adapter
 from ..model.classifier import Classifier
 from ..sources import SourceError, open_in_background, redact, scrub
-from ..sources.pacing import Pacer
+from ..sources.pacing import Pacer, paced_frames
 from .classifying import classifier_for
 from .config import Config, ConfigError, load_config
 from .events import EventWriter
 from .metrics import Metrics, stall_seconds
 from .notify import Notifier
-from .outputs import DaemonOutputs, new_window
+from .outputs import DaemonOutputs
+from .pipeline import Pipeline
 from .reloading import Reload, plan_reload
 from .signals import Signals
-from .smoothing import Smoother
 from .web.http import Owner, serve
 from .web.review import Review, start_review
 
@@ -36,21 +37,20 @@ class Daemon:
 
     def __init__(self, config: Config, classifier: Classifier, events: EventWriter,
                  notifier: Notifier | None = None, signals: Signals | None = None,
-                 config_path: Path | None = None) -> None:
-        self.config, self.classifier = config, classifier
-        self.config_path = config_path
+                 config_path: Path | None = None, problem: str | None = None) -> None:
+        self.config, self.config_path = config, config_path
         self._reopen = False  # a reload changed the source: reconnect at once
         self.review: Review | None = None  # the review queue when [review] dir is set
         self.notifier = notifier or Notifier()
         self.signals = signals or Signals()
         self.uri = redact(config.source.uri)  # credentials never reach logs, events or the HTTP API
         self.pacer = Pacer(config.source.fps)
-        s = config.smoothing
-        self.smoother = Smoother(s.window, s.enter, s.stay)
         self.metrics = Metrics(stall_s=stall_seconds(config.source.fps))
+        self.metrics.set_problem("adapter", problem)  # a broken adapter: no learning, said everywhere
         self.outputs = DaemonOutputs(config, events, self.notifier, self.metrics)
+        self.pipeline = Pipeline(classifier, config.smoothing, self.metrics, self.outputs)
+        self._learned: Adapter | None = None  # a Learn's adapter, written and waiting to be applied
         self._last_ping = 0.0
-        self._window = new_window(time.monotonic())
         self._next_heartbeat = time.monotonic() + config.events.heartbeat_s
         self.metrics.source_state = "starting"
 
@@ -59,19 +59,23 @@ class Daemon:
     def stopping(self) -> bool:
         return self.signals.stopping
 
+    @property
+    def classifier(self) -> Classifier:
+        return self.pipeline.classifier
+
     def run(self) -> int:
         server, started = None, False
         try:
             if self.stopping:  # stopped while starting up
                 return 0
             if self.config.review.dir:
-                self.review = start_review(self.config)
+                self.review = self.pipeline.review = start_review(self.config)
             owner = None if self.review is None else Owner(self.review, lambda: list(self.classifier.labels),
                                                            self._learn)
             server = serve(self.config.http, self.metrics, time.monotonic, owner) if self.config.http.bind else None
             self.outputs.start(self.classifier.model.name)
             self.outputs.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
-                             source=self.uri)
+                              source=self.uri, **self.metrics.problem_fields())
             started = True
             self._connect_until_stopped()
         finally:
@@ -123,6 +127,9 @@ class Daemon:
         if self.signals.reload:
             self.signals.reload = False
             self.reload()
+        if self._learned is not None:
+            learned, self._learned = self._learned, None
+            self._apply_learned(learned)
 
     def reload(self) -> bool:
         """Re-read the config and the model it names; on success swap them in between two frames, else go on with
@@ -139,8 +146,8 @@ class Daemon:
             self.notifier.send("READY=1", f"STATUS=reload failed ({err}); previous config and model kept")
             return False
         plan = plan_reload(self.config, config)
-        old_labels, self.config, self.classifier = self.classifier.labels, plan.config, classifier
-        self._apply(plan, classifier.labels != old_labels)
+        self.config = plan.config
+        self._apply(plan, classifier)
         if plan.restart_needed_for:
             log.warning("reload: %s take effect at the next restart", ", ".join(plan.restart_needed_for))
         self.outputs.emit("reload", ok=True, model=str(classifier.model), source=self.uri,
@@ -149,31 +156,45 @@ class Daemon:
         self.outputs.status()
         return True
 
-    def _apply(self, plan: Reload, new_labels: bool) -> None:
+    def _apply(self, plan: Reload, classifier: Classifier) -> None:
         """Swap in what the reload applied: the source, pacing and stall limit, smoothing, the review's pace and
         quota, the outputs (snapshots, heartbeats, MQTT)."""
         config = plan.config
         self.uri = redact(config.source.uri)
         self._reopen = "source.uri" in plan.applied
         if "source.fps" in plan.applied:
-            self.pacer = Pacer(config.source.fps)
+            self.pacer.set_fps(config.source.fps)
             self.metrics.stall_s = stall_seconds(config.source.fps)  # /healthz's limit follows the new pace
         if "events.heartbeat_s" in plan.applied:  # the new pace from now, not after the old interval
             self._next_heartbeat = min(self._next_heartbeat, time.monotonic() + config.events.heartbeat_s)
-        if plan.changed("smoothing") or new_labels:  # e.g. an adapter added classes
-            s = config.smoothing
-            self.smoother = Smoother(s.window, s.enter, s.stay)
+        self.pipeline.swap(classifier, config.smoothing, plan.changed("smoothing"))
+        self.metrics.set_problem("adapter", None)  # the reloaded adapter (or none) is in force
         if self.review is not None and plan.changed("review"):
             self.review.pace(config.review)
         self.outputs.apply(config, self.classifier.model.name)
 
     def _learn(self) -> bool:
-        """Learn from the review's garden (the owner pressed the button), then reload to apply the adapter."""
-        def done() -> None:
-            self.signals.reload = True
+        """Learn from the review's garden (the owner pressed the button); the adapter is applied between frames."""
+        def done(fitted: Adapter) -> None:
+            self._learned = fitted
 
         return self.review.learn(lambda: classifier_for(self.config, with_adapter=False),
                                  Path(self.config.model.adapter), done)
+
+    def _apply_learned(self, fitted: Adapter) -> None:
+        """Swap in the running config's classifier with the adapter a Learn just wrote, nothing else (a config
+        file edited meanwhile waits for its own reload); the Learn ends "done" only once it is answering."""
+        try:
+            classifier = classifier_for(self.config)
+        except FlowercamError as err:
+            self.review.finished(fitted, f"the new adapter was not applied: {err}")
+            self.outputs.emit("learn", ok=False, error=self.review.learning["error"])
+            return
+        self.pipeline.swap(classifier, self.config.smoothing, False)
+        self.metrics.set_problem("adapter", None)
+        self.outputs.emit("learn", ok=True, adapter=self.config.model.adapter, labels=len(classifier.labels))
+        self.review.finished(fitted)
+        self.outputs.status()
 
     def _ended(self) -> None:
         """A video file ended with loop = false: say so once, then idle (watchdog kept) until stopped."""
@@ -200,65 +221,38 @@ class Daemon:
         self.metrics.source_down(False)
         self.outputs.emit("source", state="connected", uri=self.uri)
         self.outputs.ready()
+        frames = paced_frames(source, self.pacer, self._sleep)  # a file's frames each when due (the sleep pings)
         try:
             while not self.stopping and not self._reopen:
                 self._ping()
                 self._maybe_reload()
-                t0 = time.monotonic()
                 try:
-                    frame = source.read()
+                    paced = next(frames, None)
                 except SourceError as err:
                     error = str(err)
                     break
                 except Exception as err:  # a capture backend failing mid-stream (e.g. cv2.error): reconnect
                     error = f"{type(err).__name__}: {err}"
                     break
-                capture_ms = (time.monotonic() - t0) * 1e3
                 if source.bad_frames > seen_bad:  # undecodable frames skipped: counted, not a reconnect
                     self.metrics.add(bad_frames=source.bad_frames - seen_bad)
-                    self._window["bad"] += source.bad_frames - seen_bad
+                    self.pipeline.window["bad"] += source.bad_frames - seen_bad
                     seen_bad = source.bad_frames
-                if frame is None:
+                if paced is None:
                     ended = True
                     break
                 self.metrics.add(frames=1)
-                wait = self.pacer.admit(source.live)
-                if wait is None:  # a camera: frames in between keep it fresh, and are dropped
-                    self._window["dropped"] += 1
+                if paced.image is None:  # a camera: frames in between keep it fresh, and are dropped
+                    self.pipeline.window["dropped"] += 1
                     self.metrics.add(dropped=1)
                     continue
-                self._sleep(wait)  # a file: each frame when it is due
-                self.pacer.start()
-                self._classify(frame, capture_ms)
+                self.pipeline.classify(paced.image, self.uri, paced.capture_ms)
                 delivered = True
                 self._maybe_heartbeat()
         finally:
+            frames.close()
             source.close()
         return delivered, ended, error, source.live
-
-    def _classify(self, frame, capture_ms: float) -> None:
-        result = self.classifier.classify_frame(frame, self.uri, k=3, capture_ms=capture_ms)
-        now = time.monotonic()
-        if self.review is not None:
-            self.review.offer(frame, result, now)
-        inference_ms = result.latency_ms["inference"]
-        self.metrics.observe(inference_ms, now)
-        self._window["frames"] += 1
-        self._window["inference_ms"] += inference_ms
-        probs = result.scores
-        if result.uncertain:  # uncertain frames count as no evidence
-            probs = probs * 0
-        previous = self.smoother.current
-        changed = self.smoother.update(probs)
-        label = self._label(self.smoother.current)
-        self.metrics.show(label, frame, {**result.to_dict(), "smoothed_label": label,
-                                         "smoothed_confidence": round(self.smoother.confidence, 4)}, changed)
-        if changed:
-            self.outputs.label_changed(label, self.smoother.current, self.smoother.confidence,
-                                       self._label(previous), frame)
-
-    def _label(self, index: int | None) -> str:
-        return "uncertain" if index is None else self.classifier.labels[index]
 
     # -- heartbeat, status, watchdog ---------------------------------------------------------------------------
     def _maybe_heartbeat(self) -> None:
@@ -266,8 +260,7 @@ class Daemon:
         now = time.monotonic()
         if now < self._next_heartbeat:
             return
-        self.outputs.heartbeat(self._window, now, self.smoother.confidence, self.smoother.current is None)
-        self._window = new_window(now)
+        self.pipeline.heartbeat(now)
         self._next_heartbeat = now + self.config.events.heartbeat_s
 
     def _ping(self) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.files import is_temporary, write_atomically
+
 
 class EventWriter:
     """Writes each event as one complete line: to stdout (the journal) and, optionally, a file.
@@ -107,10 +109,8 @@ def save_snapshot(folder: Path, frame: np.ndarray, label: str, keep: int) -> Pat
     safe = "".join(c if c.isalnum() else "-" for c in label).strip("-") or "uncertain"
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"{time.time() % 1:.3f}"[1:]
     path = folder / f"{stamp}_{safe}.jpg"
-    tmp = folder / f".{path.name}.tmp"
-    Image.fromarray(frame, "RGB").save(tmp, "JPEG", quality=85)
-    os.replace(tmp, path)
-    snapshots = sorted(p for p in folder.glob("*.jpg") if not p.name.startswith("."))
+    write_atomically(path, lambda tmp: Image.fromarray(frame, "RGB").save(tmp, "JPEG", quality=85))
+    snapshots = sorted(p for p in folder.glob("*.jpg") if not is_temporary(p))
     for old in snapshots[: max(0, len(snapshots) - keep)]:
         old.unlink(missing_ok=True)
     return path

@@ -39,6 +39,7 @@ class Metrics:
         self.latest: dict = {}
         self.outage_since: float | None = None  # monotonic time the source went down; None while it is up
         self.source_state = "starting"
+        self.problems: dict[str, str] = {}  # what a broken optional file cost (see set_problem)
         self.frame = None  # the last frame classified (RGB array) and its number
         self.frame_id = 0
         self.since: float | None = None  # wall time the smoothed label last changed
@@ -94,9 +95,27 @@ class Metrics:
             outage = self.outage_seconds(now)
             return {**self.latest, "frame_id": self.frame_id, "since": self.since, "fps": round(fps, 2),
                     "source": self.source_state, "outage_s": None if outage is None else round(outage, 1),
-                    "inferences": self.inferences, "reconnects": self.reconnects,
+                    "inferences": self.inferences, "reconnects": self.reconnects, **self.problem_fields(),
                     "history": [{k: v for k, v in h.items() if k != "thumb"} | {"thumb": f"/history/{i}.jpg"}
                                 for i, h in enumerate(self.history)]}
+
+    def set_problem(self, feature: str, problem: str | None) -> None:
+        """Say what a broken optional file costs (None: the feature works again). The dict is replaced, never
+        changed in place, so the HTTP thread always reads a whole one."""
+        self.problems = {k: v for k, v in self.problems.items() if k != feature} | (
+            {} if problem is None else {feature: problem})
+
+    def problem_fields(self) -> dict:
+        """``{"problems": [...]}`` while something optional is off (for events, /latest and the page), else {}."""
+        return {"problems": list(self.problems.values())} if self.problems else {}
+
+    def health(self, now: float) -> tuple[bool, str]:
+        """/healthz: whether frames flow, and the one-line detail (with what is off, while frames flow)."""
+        with self.lock:
+            flowing = bool(self.last_frame_at) and now - self.last_frame_at <= self.stall_s
+        if not flowing:
+            return False, "no frames"
+        return True, "ok" + "".join(f"; {p}" for p in self.problems.values())
 
     def fps(self) -> float:
         """Classifications a second over the last few (0 before two)."""
@@ -141,8 +160,13 @@ class Metrics:
                       f"flowercam_inference_latency_ms_count {self.inferences}",
                       "# TYPE flowercam_current_label gauge"]
             if outage is None:  # no stale label while the source is down
-                lines.append(f'flowercam_current_label{{label="{self.label}"}} 1')
+                lines.append(f'flowercam_current_label{{label="{label_value(self.label)}"}} 1')
         return "\n".join(lines) + "\n"
+
+
+def label_value(text: str) -> str:
+    """A Prometheus label value: backslash, double quote and line feed escaped (the exposition format's rule)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def stall_seconds(fps: float) -> float:

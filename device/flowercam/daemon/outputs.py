@@ -83,7 +83,7 @@ class DaemonOutputs:
         self.emit("heartbeat", fps=round(fps, 2),
                   mean_inference_ms=round(window["inference_ms"] / max(window["frames"], 1), 2),
                   peak_rss_mb=round(peak_rss_mb(), 1), frames_dropped=window["dropped"], frames_bad=window["bad"],
-                  reconnects=self.metrics.reconnects, source=self.metrics.source_state,
+                  reconnects=self.metrics.reconnects, source=self.metrics.source_state, **self.metrics.problem_fields(),
                   **({"outage_s": round(outage, 1), "label": None} if outage is not None
                      else {"label": self.metrics.label}))
         self.status(fps=fps)

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from ..model.adapter import Adapter, AdapterError
+from ..model.files import write_atomically
 from ..model.labels import class_name, folder_class
 from ..model.preprocess import find_images
+from ..model.sidecar import Sidecar
 from .fit import DEFAULT_RECIPE, Photos, Recipe, fit
 
 ANCHORS_SUFFIX = ".anchors.npz"
@@ -71,6 +73,23 @@ def read_folders(root: Path, base_labels: tuple[str, ...]) -> Folders:
     return Folders(tuple(labels), paths, np.array(classes, np.int64), counts)
 
 
+def readable(folders: Folders, rows: np.ndarray, base_classes: int) -> Folders:
+    """The folders with only the photos that could be read (``rows``): a class with none is no class (an added one
+    is dropped and the next takes its index), and fewer than two classes is the same refusal as before."""
+    classes = folders.classes[rows]
+    kept = sorted(set(classes.tolist()))
+    if len(kept) < 2:
+        raise LearnError(f"only one class ({folders.labels[kept[0]]}) has photos that could be read: learning "
+                         "needs at least two")
+    index = {c: c for c in range(base_classes)}
+    labels = list(folders.labels[:base_classes])
+    for c in (c for c in kept if c >= base_classes):
+        index[c] = len(labels)
+        labels.append(folders.labels[c])
+    return Folders(tuple(labels), [folders.paths[i] for i in rows], np.array([index[c] for c in classes], np.int64),
+                   {folders.labels[c]: int((classes == c).sum()) for c in kept})
+
+
 def embed(classifier, paths: list[Path], advance: Callable[[int], None] = lambda n: None,
           on_error: Callable[[Path, Exception], None] = lambda p, e: None
           ) -> tuple[np.ndarray, Photos, np.ndarray | None]:
@@ -100,17 +119,23 @@ def replace_adapter(classifier, adapter: Adapter | None = None) -> Adapter | Non
     return previous
 
 
-def anchors_for(model: Path) -> Photos:
-    """The anchor photos that travel with a model (``MODEL.anchors.npz``: its own training photos, embedded)."""
+def anchors_for(model: Path, sidecar: Sidecar) -> Photos:
+    """The anchor photos that travel with a model (``MODEL.anchors.npz``: its own training photos, embedded),
+    refused when they were embedded by another model (an Edge TPU model uses its source model's)."""
     path = model.with_name(model.stem + ANCHORS_SUFFIX)
     if not path.is_file():
         raise LearnError(f"no anchors beside the model ({path.name}); build-models anchors writes them")
     try:
         with np.load(path, allow_pickle=False) as data:
+            made_for = bytes(data["model_sha256"]).decode("ascii") if "model_sha256" in data.files else None
             emb = data["embeddings"].astype(np.float64) * float(data["scale"])
-            return Photos(emb, data["probs"].astype(np.float64), data["labels"].astype(np.int64))
-    except (OSError, ValueError, KeyError) as err:
+            anchors = Photos(emb, data["probs"].astype(np.float64), data["labels"].astype(np.int64))
+    except (OSError, ValueError, KeyError, UnicodeDecodeError) as err:
         raise LearnError(f"{path.name}: unreadable anchors ({type(err).__name__})") from None
+    if made_for is not None and made_for not in (sidecar.sha256, sidecar.compiled_from):
+        raise LearnError(f"{path.name} was made for another model (sha256 {made_for[:12]}…, this one "
+                         f"{sidecar.sha256[:12]}…): build-models anchors writes them again")
+    return anchors
 
 
 def learn(classifier, root: Path, recipe: Recipe = DEFAULT_RECIPE, advance: Callable[[int], None] = lambda n: None,
@@ -122,10 +147,11 @@ def learn(classifier, root: Path, recipe: Recipe = DEFAULT_RECIPE, advance: Call
         raise LearnError(f"{classifier.model.name} has no embedding output: learning needs one "
                          "(build-models add-embedding MODEL)")
     folders = read_folders(root, sidecar.labels)
-    anchors = anchors_for(classifier.model)
+    anchors = anchors_for(classifier.model, sidecar)
     announce(len(folders.paths))
     rows, photos, _ = embed(classifier, folders.paths, advance, on_error)
-    own = Photos(photos.embeddings, photos.probs, folders.classes[rows])
+    folders = readable(folders, rows, len(sidecar.labels))
+    own = Photos(photos.embeddings, photos.probs, folders.classes)
     adapter = learn_photos(own, anchors, folders.labels, sidecar, recipe)
     info = {**adapter.info, "learned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "folder": str(root), "photos_failed": int(len(folders.paths) - len(rows)), "model": classifier.model.name}
@@ -152,7 +178,7 @@ def write_anchors(classifier, paths: list[Path], labels: np.ndarray, advance: Ca
     probabilities): what keeps an adapter from moving the classes nobody taught it."""
     rows, photos, _ = embed(classifier, paths, advance)
     path = classifier.model.with_name(classifier.model.stem + ANCHORS_SUFFIX)
-    np.savez_compressed(path, embeddings=np.round(photos.embeddings * 127).astype(np.int8), scale=1 / 127,
-                        probs=photos.probs.astype(np.float16), labels=np.asarray(labels)[rows].astype(np.int16),
-                        model_sha256=np.frombuffer(classifier.sidecar.sha256.encode(), np.uint8))
-    return path
+    arrays = {"embeddings": np.round(photos.embeddings * 127).astype(np.int8), "scale": 1 / 127,
+              "probs": photos.probs.astype(np.float16), "labels": np.asarray(labels)[rows].astype(np.int16),
+              "model_sha256": np.frombuffer(classifier.sidecar.sha256.encode(), np.uint8)}
+    return write_atomically(path, lambda tmp: np.savez_compressed(tmp, **arrays))  # the name ends in .npz

@@ -31,8 +31,6 @@ for any other model.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FlowercamError
+from .files import write_atomically
 from .scores import softmax
 
 FORMAT = "flowercam-adapter/2"
@@ -178,18 +177,12 @@ class Adapter:
                   "reference_labels": self.reference_labels.astype(np.int32),
                   "reference_owner": self.reference_owner.astype(bool), "floor": self.floor.astype(np.float32),
                   "margin": self.margin.astype(np.float32)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
+
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file, not a name: numpy would add ".npz" to a name without it
                 np.savez(f, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+
+        return write_atomically(path, save)
 
 
 def offsets(probs: np.ndarray, classes: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ _BACKENDS = (
     # OpResolverType under tf.lite.experimental, this module holds all three as the other two do
     ("tensorflow", "tensorflow.lite.python.interpreter"),
 )
+
+
+_STDERR = threading.Lock()  # one filtered block at a time: two overlapping ones would restore fd 2 out of order
+_quiet = {"native_info": True}
+
+
+def quiet_native_info(on: bool) -> None:
+    """Whether building an interpreter hides the runtime's native ``INFO:`` lines (a command's output stays
+    clean) by catching fd 2 meanwhile. A long-running process whose threads log while others build interpreters
+    (the daemon) turns it off: its journal never passes through a temporary file."""
+    _quiet["native_info"] = on
 
 
 class RuntimeMissing(FlowercamError):
@@ -92,9 +104,9 @@ def filtered_stderr(keep: Callable[[str], bool]) -> Iterator[None]:
         yield
         return
     sys.stderr.flush()
-    saved = os.dup(fd)
-    failed = True
-    with tempfile.TemporaryFile(mode="w+b") as capture:
+    with _STDERR, tempfile.TemporaryFile(mode="w+b") as capture:
+        saved = os.dup(fd)
+        failed = True
         os.dup2(capture.fileno(), fd)
         try:
             yield
@@ -108,5 +120,8 @@ def filtered_stderr(keep: Callable[[str], bool]) -> Iterator[None]:
 
 
 def _quiet_native_info():
-    """Drop the runtime's native ``INFO:`` lines on stderr (e.g. "Created ... XNNPACK delegate"); keep the rest."""
+    """Drop the runtime's native ``INFO:`` lines on stderr (e.g. "Created ... XNNPACK delegate"); keep the rest
+    (nothing is caught where :func:`quiet_native_info` turned it off)."""
+    if not _quiet["native_info"]:
+        return contextlib.nullcontext()
     return filtered_stderr(lambda line: not line.startswith("INFO: "))

@@ -1,8 +1,13 @@
-"""At most ``fps`` classifications a second: one pacing rule for ``flowercam watch`` and the daemon."""
+"""At most ``fps`` classifications a second: one pacing rule and one frame loop for ``flowercam watch`` and the
+daemon."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .base import FrameSource
 
 
 class Pacer:
@@ -12,6 +17,10 @@ class Pacer:
     def __init__(self, fps: float) -> None:
         self.period = 1.0 / fps
         self.next_at = float("-inf")
+
+    def set_fps(self, fps: float) -> None:
+        """A new cap from the next classification on (a reload's ``source.fps``)."""
+        self.period = 1.0 / fps
 
     def wait_s(self) -> float:
         """Seconds until the next classification is due (0 when it is)."""
@@ -26,3 +35,31 @@ class Pacer:
         classified stays fresh), else the seconds to wait before classifying it (a file: each frame when due)."""
         wait = self.wait_s()
         return None if wait and live else wait
+
+
+@dataclass(frozen=True)
+class Paced:
+    """A frame read from a source: ``image`` None for a camera frame dropped between classifications."""
+
+    image: object
+    capture_ms: float
+    wait_s: float = 0.0
+
+
+def paced_frames(source: FrameSource, pacer: Pacer, sleep: Callable[[float], None] = time.sleep) -> Iterator[Paced]:
+    """Read ``source`` until it ends, pacing what is classified: a camera is read continuously (frames between
+    classifications come as dropped, so the one classified is fresh), a video file frame by frame, each after
+    ``sleep`` until it is due. What ``source.read`` raises is the caller's."""
+    while True:
+        t0 = time.monotonic()
+        frame = source.read()
+        capture_ms = (time.monotonic() - t0) * 1e3
+        if frame is None:
+            return
+        wait = pacer.admit(source.live)
+        if wait is None:
+            yield Paced(None, capture_ms)
+            continue
+        sleep(wait)
+        pacer.start()
+        yield Paced(frame, capture_ms, wait)

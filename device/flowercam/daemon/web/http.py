@@ -7,7 +7,9 @@ token in the ``X-Flowercam-Token`` header."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
+import logging
 import socket
 import threading
 import time
@@ -19,6 +21,8 @@ from pathlib import Path
 from ..config import ConfigError, HttpConfig, parse_bind
 from ..metrics import Metrics
 from .review import Review, ReviewError, UnknownFrame
+
+log = logging.getLogger(__name__)
 
 STATUS_PAGE = (Path(__file__).parent / "status.html").read_text(encoding="utf-8")
 
@@ -41,8 +45,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 64  # the listen backlog (socketserver's 5 made a burst of clients wait for TCP retries)
 
     def __init__(self, address: tuple[str, int], metrics: Metrics, clock: Callable[[], float],
-                 owner: Owner | None) -> None:
+                 owner: Owner | None, hosts: frozenset[str] = frozenset()) -> None:
         self.metrics, self.clock, self.owner = metrics, clock, owner  # what the handler answers from
+        self.hosts = hosts | {"localhost", address[0].lower()}  # the names a request's Host may give
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._sending: dict = {}  # connection -> when it connected, while its request is still coming in
@@ -111,6 +116,35 @@ class Owner:
     learn: Callable[[], bool]
 
 
+def host_allowed(header: str | None, names: frozenset[str]) -> bool:
+    """Whether a request's Host header names this daemon: an IP address, or one of ``names`` (localhost, the
+    bind's host and ``[http] hosts``). Anything else is a name the owner never gave it, e.g. a web page's DNS
+    rebinding; no header at all (an HTTP/1.0 client, never a browser) is let through."""
+    if header is None:
+        return True
+    host = header.strip().lower()
+    if host.startswith("["):  # [an IPv6 address]:port
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:  # name:port, IPv4:port
+        host = host.partition(":")[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host.rstrip(".") in names
+
+
+def _label_of(body: bytes) -> str:
+    """The label of a ``POST /review/<id>`` body, else a ReviewError with a plain reason."""
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
+        raise ReviewError("the body is not JSON") from None
+    if not isinstance(value, dict) or not isinstance(value.get("label"), str):
+        raise ReviewError('expected {"label": "a class name"}')
+    return value["label"]
+
+
 class _Handler(BaseHTTPRequestHandler):
     """One request: the routes above, answered from the server's ``metrics``, ``clock`` and ``owner``."""
 
@@ -121,16 +155,36 @@ class _Handler(BaseHTTPRequestHandler):
         ok = super().parse_request()
         if self.command != "POST":
             self.server.sending(self.request, done=True)
+        if ok and not host_allowed(self.headers.get("Host"), self.server.hosts):
+            self.close_connection = True
+            self._json(421, {"error": "unknown Host: open the page by its address, localhost, or a name listed "
+                                      "in [http] hosts"})
+            return False
         return ok
 
+    def _answering_os_errors(self, handle, path: str) -> None:
+        """A review request whose files fail (a full disk, a folder made unreadable) answers 500 with the
+        reason, never a dropped connection."""
+        try:
+            handle(path)
+        except ConnectionError:  # the client went away: nobody to answer
+            return
+        except OSError as err:
+            log.error("review request %s failed: %s", path, err)
+            self._json(500, {"error": f"the review folder failed: {err.strerror or err}"})
+
     def do_POST(self) -> None:  # noqa: N802
-        path, owner = self.path.split("?")[0], self.server.owner
-        if owner is None or not (path == "/learn" or path.startswith("/review/")):
+        path = self.path.split("?")[0]
+        if self.server.owner is None or not (path == "/learn" or path.startswith("/review/")):
             self._send(404, "not found\n", "text/plain")
             return
+        self._answering_os_errors(self._post, path)
+
+    def _post(self, path: str) -> None:
+        owner = self.server.owner
         length = self.headers.get("Content-Length", "0")
         if not length.isdigit() or int(length) > MAX_BODY:
-            self._send(413, "body too large\n", "text/plain")
+            self._json(413, {"error": f"body too large (at most {MAX_BODY} bytes)"})
             return
         body = self.rfile.read(int(length))
         self.server.sending(self.request, done=True)
@@ -142,11 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(202 if started else 409, {"learning": owner.review.learning})
             return
         try:
-            label = json.loads(body or b"{}").get("label")
-            if not isinstance(label, str):
-                raise ReviewError('expected {"label": "a class name"}')
-            folder = owner.review.label(path[len("/review/"):], label)
-        except (ValueError, AttributeError) as err:  # ReviewError, bad JSON
+            folder = owner.review.label(path[len("/review/"):], _label_of(body))
+        except ReviewError as err:
             self._json(404 if isinstance(err, UnknownFrame) else 400, {"error": str(err)})
             return
         self._json(200, {"filed_as": folder, "garden": owner.review.counts()})
@@ -162,33 +213,36 @@ class _Handler(BaseHTTPRequestHandler):
                              "kept": owner.review.kept, "dropped": owner.review.dropped})
             return
         frame = owner.review.frame_path(path[len("/review/"):-len(".jpg")]) if path.endswith(".jpg") else None
-        if frame is None:
+        try:
+            jpeg = None if frame is None else frame.read_bytes()
+        except FileNotFoundError:  # filed or evicted since it was looked up
+            jpeg = None
+        if jpeg is None:
             self._send(404, "not found\n", "text/plain")
         else:
-            self._send(200, frame.read_bytes(), "image/jpeg")
+            self._send(200, jpeg, "image/jpeg")
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         path, metrics, clock = self.path.split("?")[0], self.server.metrics, self.server.clock
         if self.server.owner is not None and (path == "/review" or path.startswith("/review/")):
-            self._review_get(path)
-        elif self.path == "/healthz":
-            with metrics.lock:
-                flowing = metrics.last_frame_at and clock() - metrics.last_frame_at <= metrics.stall_s
-            self._send(200 if flowing else 503, "ok\n" if flowing else "no frames\n", "text/plain")
-        elif self.path == "/metrics":
+            self._answering_os_errors(self._review_get, path)
+        elif path == "/healthz":
+            flowing, detail = metrics.health(clock())
+            self._send(200 if flowing else 503, detail + "\n", "text/plain")
+        elif path == "/metrics":
             self._send(200, metrics.prometheus(clock()), "text/plain; version=0.0.4")
-        elif self.path == "/latest":
+        elif path == "/latest":
             self._send(200, json.dumps(metrics.status(clock())) + "\n", "application/json")
-        elif self.path in ("/", "/index.html"):
+        elif path in ("/", "/index.html"):
             self._send(200, STATUS_PAGE, "text/html; charset=utf-8")
-        elif self.path.split("?")[0] == "/snapshot.jpg":
+        elif path == "/snapshot.jpg":
             jpeg = metrics.snapshot()
             if jpeg is None:
                 self._send(503, "no frame yet\n", "text/plain")
             else:
                 self._send(200, jpeg, "image/jpeg")
-        elif self.path.startswith("/history/") and self.path.split("?")[0].endswith(".jpg"):
-            index = self.path.split("?")[0][len("/history/"):-len(".jpg")]
+        elif path.startswith("/history/") and path.endswith(".jpg"):
+            index = path[len("/history/"):-len(".jpg")]
             with metrics.lock:
                 history = list(metrics.history)
             if index.isdigit() and int(index) < len(history):
@@ -215,7 +269,8 @@ def serve(config: HttpConfig, metrics: Metrics, clock, owner: Owner | None = Non
     """Start the endpoints on ``[http] bind`` in a daemon thread; returns the server (``shutdown()`` to stop).
     A bind that fails names the setting."""
     try:
-        server = _Server(parse_bind(config.bind, config.allow_remote), metrics, clock, owner)
+        hosts = frozenset(h.strip().lower() for h in config.hosts.split(",") if h.strip())
+        server = _Server(parse_bind(config.bind, config.allow_remote), metrics, clock, owner, hosts)
     except OSError as err:
         raise ConfigError(f"http.bind = {config.bind!r}: {err.strerror or err} (another program on that port? "
                           "choose another port)") from None

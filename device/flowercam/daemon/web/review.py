@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import FlowercamError
+from ...model.adapter import Adapter
+from ...model.files import is_temporary, write_atomically
 from ...model.labels import class_name
 from ..config import Config, ReviewConfig
 
@@ -66,6 +68,12 @@ def read_token(path: Path) -> str:
     return token
 
 
+def _owned(folder: Path) -> Path:
+    """A folder the daemon owns, made again (owner-only) if someone deleted it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
 @dataclass
 class Review:
     """The queue of frames to review and the labelled garden, under one folder."""
@@ -85,15 +93,13 @@ class Review:
 
     @property
     def pending(self) -> Path:
-        return self.root / "review"
+        return _owned(self.root / "review")
 
     @property
     def garden(self) -> Path:
-        return self.root / "garden"
+        return _owned(self.root / "garden")
 
     def start(self) -> Review:
-        self.pending.mkdir(parents=True, exist_ok=True)
-        self.garden.mkdir(parents=True, exist_ok=True)
         threading.Thread(target=self._writer, name="review-writer", daemon=True).start()
         return self
 
@@ -135,6 +141,8 @@ class Review:
             except OSError as err:  # a full or read-only disk: the frame is lost, classification goes on
                 self.dropped += 1
                 log.warning("review frame not kept: %s", err)
+            finally:
+                self._queue.task_done()
 
     def _write(self, frame, entry: dict, wall: float) -> None:
         from PIL import Image
@@ -143,16 +151,15 @@ class Review:
                     + secrets.token_hex(2))
         image = Image.fromarray(frame, "RGB")
         image.thumbnail((FRAME_SIDE, FRAME_SIDE))
-        tmp = self.pending / f".{frame_id}.tmp"
-        image.save(tmp, "JPEG", quality=90)
-        (self.pending / f"{frame_id}.json").write_text(json.dumps({"id": frame_id, **entry}), encoding="utf-8")
-        os.replace(tmp, self.pending / f"{frame_id}.jpg")
+        write_atomically(self.pending / f"{frame_id}.json",
+                         lambda tmp: tmp.write_text(json.dumps({"id": frame_id, **entry}), encoding="utf-8"), 0o600)
+        write_atomically(self.pending / f"{frame_id}.jpg", lambda tmp: image.save(tmp, "JPEG", quality=90), 0o600)
         with self._lock:
             self.kept += 1
             self._evict()
 
     def _evict(self) -> None:
-        frames = sorted(self.pending.glob("*.jpg"))  # ids sort by time
+        frames = sorted(f for f in self.pending.glob("*.jpg") if not is_temporary(f))  # ids sort by time
         total = sum(f.stat().st_size for f in frames)
         for old in frames:
             if total <= self.quota_bytes:
@@ -171,7 +178,7 @@ class Review:
     def frames(self) -> list[dict]:
         """The frames waiting for a label, newest first (their guesses, time, and why they were kept)."""
         out = []
-        for jpg in sorted(self.pending.glob("*.jpg"), reverse=True)[:LISTED]:
+        for jpg in sorted((f for f in self.pending.glob("*.jpg") if not is_temporary(f)), reverse=True)[:LISTED]:
             try:
                 out.append(json.loads(jpg.with_suffix(".json").read_text(encoding="utf-8")))
             except (OSError, ValueError):
@@ -202,15 +209,17 @@ class Review:
                 path.unlink(missing_ok=True)
             else:
                 folder = self._existing(folder_for(name))
-                (self.garden / folder).mkdir(exist_ok=True)
-                os.replace(path, self.garden / folder / path.name)
+                try:
+                    os.replace(path, _owned(self.garden / folder) / path.name)
+                except FileNotFoundError:  # evicted (or filed by another request) since it was looked up
+                    raise UnknownFrame(f"frame {frame_id!r} is no longer waiting for review") from None
             path.with_suffix(".json").unlink(missing_ok=True)
         return folder
 
-    # -- learning from the garden (a helper thread; the daemon reloads when it is written) ---------------------
-    def learn(self, make_classifier: Callable[[], object], adapter: Path, done: Callable[[], None]) -> bool:
-        """Start ``flowercam learn`` on the garden, writing ``adapter`` (atomically), then call ``done``.
-        False when a learn is already running."""
+    # -- learning from the garden (a helper thread; the daemon applies the adapter between frames) ------------
+    def learn(self, make_classifier: Callable[[], object], adapter: Path, done: Callable[[Adapter], None]) -> bool:
+        """Start ``flowercam learn`` on the garden, writing ``adapter`` (atomically), then hand it to ``done``,
+        which applies it and calls :meth:`finished`. False when a learn is already running."""
         with self._lock:
             if self.learning["state"] == "learning":
                 return False
@@ -225,14 +234,21 @@ class Review:
             fitted = learn(make_classifier(), self.garden)
             fitted.save(adapter)
         except Exception as err:  # noqa: BLE001 (a job always ends in "done" or "failed: reason", never "learning")
-            reason = str(err) if isinstance(err, FlowercamError | OSError) else f"{type(err).__name__}: {err}"
-            self.learning = {"state": "failed", "at": round(time.time(), 3), "error": reason}
-            log.error("learning from the review failed: %s", reason)
+            known = isinstance(err, FlowercamError | OSError)
+            self.finished(None, str(err) if known else f"{type(err).__name__}: {err}")
+            return
+        done(fitted)
+
+    def finished(self, fitted: Adapter | None, error: str | None = None) -> None:
+        """End the learn: "done" with what it learned, or "failed" with its one-line reason (shown on the page
+        until the next learn)."""
+        if error is not None:
+            self.learning = {"state": "failed", "at": round(time.time(), 3), "error": error}
+            log.error("learning from the review failed: %s", error)
             return
         self.learning = {"state": "done", "at": round(time.time(), 3), "photos": fitted.photos,
                          "classes_added": list(fitted.added)}
-        log.info("learned from %d labelled photos: %s", sum(fitted.photos.values()), adapter)
-        done()
+        log.info("learned from %d labelled photos, now answering with the new adapter", sum(fitted.photos.values()))
 
 
 def start_review(config: Config) -> Review:
@@ -240,6 +256,6 @@ def start_review(config: Config) -> Review:
     r = config.review
     token_file = Path(r.token_file) if r.token_file else Path(r.dir) / "token"
     review = Review(Path(r.dir), r.every_s, r.confident_every, int(r.quota_mb * (1 << 20)), read_token(token_file))
-    log.info("review: frames in %s, labelled photos in %s; the labelling token is in %s: %s", review.pending,
-             review.garden, token_file, review.token)
+    log.info("review: frames in %s, labelled photos in %s; the labelling token is in %s (sudo cat it; it is "
+             "never logged)", review.pending, review.garden, token_file)
     return review.start()
