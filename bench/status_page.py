@@ -1,15 +1,20 @@
-"""The screenshot of the daemon's status page in the README: the bundled model on a video of Oxford test photos
-(three flowers in turn), the page in a real headless Chromium.
+"""The screenshots of the daemon's status page in the README, in a real headless Chromium: the bundled model on a
+video of Oxford test photos (three flowers in turn); and the "Teach it" card after a Learn from the page (a video
+of everyday tulips, a species the model does not know, labelled on the page next to a few roses).
 
-Usage: python bench/status_page.py [--data ../shared/flowers102]  ->  docs/status_page.jpg
+Usage: python bench/status_page.py [--data ../shared/flowers102] [--garden ../shared/garden_pool]
+  ->  docs/status_page.jpg, docs/review_page.jpg
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +45,24 @@ def make_video(data: Path | None, path: Path) -> Path:
 
 
 def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
-         out: Path = Path("docs/status_page.jpg")) -> None:
+         garden: Annotated[Path, typer.Option()] = Path("../shared/garden_pool"),
+         out: Path = Path("docs/status_page.jpg"), review_out: Path = Path("docs/review_page.jpg")) -> None:
+    status_page(data, out)
+    review_page(garden, review_out)
+
+
+def _save(browser, tmp: Path, out: Path) -> None:
+    from PIL import Image
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = tmp / "page.png"
+    browser.save_screenshot(str(png))
+    with Image.open(png) as image:
+        image.convert("RGB").save(out, quality=85, optimize=True)
+    print(f"wrote {out}")
+
+
+def status_page(data: Path | None, out: Path) -> None:
     from flowercam.model.sidecar import BUNDLED_MODEL
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,18 +77,69 @@ def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = N
             browser.get(f"http://127.0.0.1:{port}/")
             assert wait_for(lambda: len(browser.find_elements("css selector", "#history li")) >= 3, 60)
             time.sleep(1.5)  # the thumbnails load
-            out.parent.mkdir(parents=True, exist_ok=True)
-            png = Path(tmp) / "status.png"
-            browser.save_screenshot(str(png))
-            from PIL import Image
-
-            with Image.open(png) as image:
-                image.convert("RGB").save(out, quality=85, optimize=True)
+            _save(browser, Path(tmp), out)
         finally:
             browser.quit()
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
-    print(f"wrote {out}")
+
+
+def review_page(garden: Path, out: Path, labels: int = 12) -> None:
+    """Tulips on the camera, ``labels`` of their frames labelled "tulip" through the page's API, Learn pressed on
+    the page; the card once it says what it learned."""
+    import cv2
+    import numpy as np
+    from flowercam.model.preprocess import decode
+    from flowercam.model.sidecar import BUNDLED_MODEL
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video, state = Path(tmp) / "tulips.avi", Path(tmp) / "state"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (480, 360))
+        for photo in sorted((garden / "tulip").glob("*.jpg"))[:30]:
+            frame = np.asarray(decode(photo).resize((480, 360)))
+            for _ in range(5):
+                writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        writer.release()
+        (state / "garden" / "rose").mkdir(parents=True)
+        for photo in sorted((garden / "rose").glob("*.jpg"))[:labels]:
+            shutil.copy(photo, state / "garden" / "rose" / photo.name)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        proc = start_daemon(daemon_config(Path(tmp), BUNDLED_MODEL, video, source={"fps": 5},
+                                          http={"bind": f"127.0.0.1:{port}"},
+                                          model={"threads": 2, "adapter": str(state / "adapter.npz")},
+                                          review={"dir": str(state), "every_s": 0.4, "confident_every": 1}))
+        browser = _browser()
+        browser.set_window_size(760, 1400)
+        try:
+            def waiting() -> list[dict]:
+                try:
+                    with urllib.request.urlopen(base + "/review", timeout=5) as response:
+                        return json.loads(response.read())["frames"]
+                except OSError:
+                    return []
+
+            assert wait_for(lambda: len(waiting()) >= labels + 6, 120)
+            token = (state / "token").read_text().strip()
+            for frame in waiting()[:labels]:
+                body = json.dumps({"label": "tulip"}).encode()
+                request = urllib.request.Request(f"{base}/review/{frame['id']}", body, {"X-Flowercam-Token": token},
+                                                 method="POST")
+                urllib.request.urlopen(request, timeout=10).close()
+            browser.get(base + "/")
+            browser.find_element("id", "token").send_keys(token)
+            browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
+            assert wait_for(lambda: "tulip" in browser.find_element("id", "garden").text, 30)
+            browser.find_element("id", "learn").click()
+            state_text = browser.find_element("id", "learn-state")
+            assert wait_for(lambda: "learned at" in state_text.text, 120), state_text.text
+            time.sleep(2.5)  # the re-scored queue and its thumbnails load
+            browser.execute_script("document.getElementById('review').scrollIntoView()")
+            _save(browser, Path(tmp), out)
+        finally:
+            browser.quit()
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,14 @@ def test_tallies_count_confident_wrong_and_unknowns():
     tulip = FolderTally("tulip", None)
     for r in (result(0, True), result(1, False)):
         tulip.add(r)
-    figures = overall([rose, tulip])
-    assert figures["unknown"]["uncertain"] == 0.5 and figures["all"]["confident_wrong"] == 3 / 6
+    violet = FolderTally("violet", 5)  # a class an adapter added to a model of 5
+    for r in (result(5, False), result(5, False)):
+        violet.add(r)
+    figures = overall([rose, tulip, violet], base_classes=5)
+    assert figures["unknown"]["uncertain"] == 0.5 and figures["all"]["confident_wrong"] == 3 / 8
+    assert (figures["known"]["photos"], figures["model_classes"]["photos"], figures["added_classes"]["photos"]) == \
+        (6, 4, 2)  # the model's own classes apart: comparable with a run without the adapter
+    assert figures["model_classes"]["top1"] == 0.25 and figures["added_classes"]["top1"] == 1.0
     assert folder_class("Common_Dandelion", ("rose", "common dandelion")) == 1
     assert folder_class("tulip", ("rose", "common dandelion")) is None
 

@@ -248,10 +248,10 @@ def test_the_command_the_daemons_learn_and_the_bench_fit_the_same_adapter(tmp_pa
     command = tmp_path / "command.npz"
     assert run_cli("learn", str(garden), "--out", str(command), "--model", str(learning_model)).returncode == 0
     review = Review(tmp_path / "review")
-    shutil.copytree(garden, review.garden, dirs_exist_ok=True)
+    shutil.copytree(garden, review.garden.folder, dirs_exist_ok=True)
     config = load_config(daemon_config(tmp_path, learning_model, video, review={"dir": str(tmp_path / "review")},
                                        model={"adapter": str(tmp_path / "daemon.npz")}))
-    review._learn(lambda: classifier_for(config, with_adapter=False), tmp_path / "daemon.npz", lambda fitted: None)
+    review.learner.run(lambda: classifier_for(config, with_adapter=False), tmp_path / "daemon.npz", lambda a: None)
     classifier = Classifier(learning_model, threads=1)
     folders = read_folders(garden, classifier.sidecar.labels)
     rows, photos, sim = embed(classifier, folders.paths)

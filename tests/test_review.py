@@ -11,7 +11,9 @@ import urllib.request
 
 import numpy as np
 import pytest
-from flowercam.daemon.web.review import Review, ReviewError, UnknownFrame, folder_for, read_token
+from flowercam.daemon.web.auth import authorised, read_token
+from flowercam.daemon.web.garden import NearMiss, ReviewError, UnknownFrame, folder_for, near_miss
+from flowercam.daemon.web.review import Review
 from flowercam.model.classifier import Result
 from flowercam.model.scores import Class
 
@@ -34,13 +36,14 @@ def _settle(review: Review) -> None:
 
 
 def test_review_keeps_uncertain_frames_a_sample_of_confident_ones_rate_limited_within_its_quota(tmp_path):
-    review = Review(tmp_path, every_s=10.0, confident_every=3, quota_bytes=1 << 30, token="x" * 10).start()
+    review = Review(tmp_path, every_s=10.0, confident_every=3, quota_bytes=1 << 30).start()
     assert review.offer(_frame(), _result(True), now=100.0)
     assert not review.offer(_frame(), _result(True), now=105.0)  # within every_s
     assert [review.offer(_frame(), _result(False), now=200.0 + 20 * i) for i in range(6)] == \
         [False, False, True, False, False, True]  # one in three confident frames
     _settle(review)
-    frames = review.frames()
+    frames, waiting = review.frames()
+    assert waiting == len(frames)
     assert len(frames) == 3 and frames[-1]["uncertain"] and frames[-1]["top"][0]["label"] == "rose"
     size = next(review.pending.glob("*.jpg")).stat().st_size
     review.quota_bytes = int(size * 2.5)  # room for two: the oldest go first
@@ -53,17 +56,17 @@ def test_review_keeps_uncertain_frames_a_sample_of_confident_ones_rate_limited_w
 
 
 def test_labels_are_filed_by_the_one_rule_and_paths_never_come_from_the_request(tmp_path):
-    review = Review(tmp_path, every_s=0, token="t" * 12).start()
+    review = Review(tmp_path, every_s=0).start()
     for i in range(5):
         review.offer(_frame(i), _result(True), now=float(i))
         _settle(review)
-    ids = [f["id"] for f in review.frames()]
+    ids = [f["id"] for f in review.frames()[0]]
     assert len(ids) == 5
     assert review.label(ids[0], "Garden  tulip") == "Garden_tulip"
     assert review.label(ids[1], "garden tulip") == "Garden_tulip"  # the same class in another spelling
     assert review.label(ids[2], "not a flower") == "not_a_flower"
     assert review.label(ids[3], "skip") == "" and not review.frame_path(ids[3])
-    assert review.counts() == {"Garden_tulip": 2, "not_a_flower": 1}
+    assert review.garden.counts() == {"Garden_tulip": 2, "not_a_flower": 1}
     for bad in ("../etc", "a/b", "", "x" * 100, "..", "tulip\x00"):
         with pytest.raises(ReviewError):
             review.label(ids[4], bad)
@@ -71,8 +74,15 @@ def test_labels_are_filed_by_the_one_rule_and_paths_never_come_from_the_request(
         with pytest.raises(UnknownFrame):
             review.label(bad_id, "rose")
     assert folder_for("common dandelion") == "common_dandelion"
-    assert not review.authorised(None) and not review.authorised("t" * 11) and review.authorised("t" * 12)
-    assert not Review(tmp_path, token="").authorised("")  # no token set: nobody changes anything
+    assert [near_miss(name, ["rose", "common dandelion"]) for name in ("rose.", "Roses", "Rose", "tulip",
+                                                                      "common-dandelion")] == \
+        ["rose", "rose", None, None, "common dandelion"]
+    with pytest.raises(NearMiss):
+        review.label(ids[4], "Garden tulips")
+    assert review.label(ids[4], "Garden tulips", new=True) == "Garden_tulips"
+    token = "t" * 12
+    assert not authorised(token, None) and not authorised(token, "t" * 11) and authorised(token, "t" * 12)
+    assert not authorised("", "")  # no token set: nobody changes anything
     token_file = tmp_path / "token"
     token = read_token(token_file)
     assert len(token) >= 16 and read_token(token_file) == token and token_file.stat().st_mode & 0o077 == 0
@@ -369,3 +379,61 @@ def test_a_corrupt_adapter_at_start_costs_the_learning_not_the_camera(tmp_path, 
 def _latest(base: str) -> dict:
     with urllib.request.urlopen(base + "/latest", timeout=10) as response:
         return json.loads(response.read())
+
+
+def test_the_owner_fixes_labels_on_the_page_in_a_real_browser(tmp_path, learning_model):
+    """A near-miss name is asked about, the last label undone, a labelled photo moved or deleted, the classes
+    labelled but not yet learned offered while typing; the Learn's result, with the frames re-scored, by the
+    button."""
+    browser = _browser()
+    proc, base, state = _review_daemon(tmp_path, learning_model)
+    try:
+        assert wait_for(lambda: len(_frames(base)) >= 4, 60)
+        browser.get(base + "/")
+        assert wait_for(lambda: len(browser.find_elements("css selector", "#queue li")) >= 4, 30)
+        browser.find_element("id", "token").send_keys((state / "token").read_text().strip())
+        browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
+        message, ask = browser.find_element("id", "review-msg"), browser.find_element("id", "ask")
+
+        item = browser.find_elements("css selector", "#queue li")[0]
+        item.find_element("css selector", "input.name").send_keys("Synthetic 1.")  # nearly "Synthetic 1"
+        item.find_element("xpath", ".//button[text()='Save']").click()
+        assert wait_for(lambda: "is 'Synthetic 1.' the class 'Synthetic 1'" in message.text, 10), message.text
+        ask.find_element("xpath", ".//button[text()='Synthetic 1']").click()
+        assert wait_for(lambda: message.text == "filed as Synthetic_1", 10), message.text
+        assert len(list((state / "garden" / "Synthetic_1").glob("*.jpg"))) == 9
+
+        browser.find_element("id", "undo").click()
+        assert wait_for(lambda: "back in the queue" in message.text, 10), message.text
+        assert len(list((state / "garden" / "Synthetic_1").glob("*.jpg"))) == 8
+
+        garden = browser.find_element("id", "garden")
+        assert wait_for(lambda: "Synthetic 1 8" in garden.text, 10), garden.text
+        garden.find_element("xpath", ".//button[starts-with(text(), 'Synthetic 1')]").click()
+        assert wait_for(lambda: len(browser.find_elements("css selector", "#labelled-photos li")) == 8, 10)
+        photos = browser.find_elements("css selector", "#labelled-photos li")
+        photos[0].find_element("xpath", ".//button[text()='Delete']").click()
+        assert wait_for(lambda: message.text == "removed", 10), message.text
+        photos[1].find_element("css selector", "input.name").send_keys("violet")
+        photos[1].find_element("xpath", ".//button[text()='Move']").click()
+        assert wait_for(lambda: message.text == "filed as violet", 10), message.text
+        assert _review_state(base)["garden"] == {"Synthetic_1": 6, "violet": 1}
+        assert wait_for(lambda: "violet 1 (new)" in garden.text, 10), garden.text
+        options = [o.get_attribute("value") for o in browser.find_elements("css selector", "#classes option")]
+        assert "violet" in options  # labelled, not yet learned: offered while typing
+
+        for item in browser.find_elements("css selector", "#queue li")[:2]:
+            item.find_element("css selector", "input.name").send_keys("violet")
+            item.find_element("xpath", ".//button[text()='Save']").click()
+            assert wait_for(lambda: message.text == "filed as violet", 10), message.text
+            browser.execute_script("document.getElementById('review-msg').textContent = ''")
+        browser.find_element("id", "learn").click()
+        learn_state = browser.find_element("id", "learn-state")
+        assert wait_for(lambda: "learned at" in learn_state.text, 120), learn_state.text
+        assert "added violet" in learn_state.text and "re-scored" in learn_state.text, learn_state.text
+        assert any(f.get("rescored") for f in _review_state(base)["frames"])
+    finally:
+        browser.quit()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

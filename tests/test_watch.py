@@ -49,6 +49,7 @@ def test_watch_classifies_a_video_file(flower_video, tiny_model):
     assert len(rows) == frames
     assert all(r["label"].startswith("synthetic") and (r["fps"] is None) == (i == 0)  # no rate before two frames
                and r["latency_ms"]["inference"] > 0 for i, r in enumerate(rows))
+    assert all(len(r["top_k"]) == 3 for r in rows)  # as classify --json gives
 
 
 def test_watch_stops_after_max_frames_and_reports_missing_sources(flower_video, tiny_model, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +15,25 @@ from ..model.runtime import MAX_DEFAULT_THREADS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Flower classification (Oxford 102) on the device, with latency and memory.")
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"flowercam {version('flowercam')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("flowercam (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                        help="Print the version and exit.")] = False) -> None:
+    """Flower classification (Oxford 102) on the device, with latency and memory."""
+
 
 ModelOpt = Annotated[Path | None, typer.Option("--model", "-m", readable=False, help="A .tflite with its .json sidecar "
                                                "(default: the bundled model).")]
@@ -59,3 +81,33 @@ def stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+PLAIN_PROGRESS_FROM = 50  # items
+
+
+@contextlib.contextmanager
+def progress(label: str, total: int | None = None) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """Progress on stderr, as (advance by n, set the total): a bar on a terminal, else a plain line at every tenth
+    (a pipe, a log, the journal) of a job of at least :data:`PLAIN_PROGRESS_FROM` items (a smaller one is done in a
+    moment, and its error, if any, stays the only line)."""
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True, console=stderr_console()) as bar:
+            task = bar.add_task(label, total=total)
+            yield (lambda n: bar.advance(task, n)), (lambda n: bar.update(task, total=n))
+        return
+    state = {"done": 0, "total": total or 0, "shown": -1}
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        tenth = state["done"] * 10 // state["total"] if state["total"] >= PLAIN_PROGRESS_FROM else -1
+        if tenth > state["shown"]:
+            state["shown"] = tenth
+            typer.echo(f"{label}: {state['done']} of {state['total']} ({10 * tenth} %)", err=True)
+
+    def set_total(n: int) -> None:
+        state["total"] = n
+
+    yield advance, set_total

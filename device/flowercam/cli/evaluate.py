@@ -103,7 +103,8 @@ def evaluate(classifier, root: Path, advance: Callable[[int], None] = lambda n: 
             advance(1)
         tallies.append(tally)
     return {"model": str(classifier.model), "crops": classifier.crops, "folders": [t.to_dict() for t in tallies],
-            "overall": overall(tallies), "left_out_training_photos": left_out, "errors": errors}
+            "overall": overall(tallies, len(classifier.sidecar.labels)), "left_out_training_photos": left_out,
+            "errors": errors}
 
 
 def _rate(tallies: Iterable[FolderTally], attr: str) -> float | None:
@@ -112,14 +113,20 @@ def _rate(tallies: Iterable[FolderTally], attr: str) -> float | None:
     return sum(getattr(t, attr) for t in tallies) / photos if photos else None
 
 
-def overall(tallies: list[FolderTally]) -> dict:
-    """Figures over all known-class photos, all unknown-species photos, and everything."""
+def _known(tallies: list[FolderTally]) -> dict:
+    return {"photos": sum(t.photos for t in tallies), "top1": _rate(tallies, "top1"), "top3": _rate(tallies, "top3"),
+            "uncertain": _rate(tallies, "uncertain"), "confident_wrong": _rate(tallies, "confident_wrong")}
+
+
+def overall(tallies: list[FolderTally], base_classes: int) -> dict:
+    """Figures over all known-class photos, apart over the model's own classes and the classes an adapter added
+    (so runs with and without an adapter compare), all unknown-species photos, and everything."""
     known = [t for t in tallies if t.index is not None]
     unknown = [t for t in tallies if t.index is None]
     return {
-        "known": {"photos": sum(t.photos for t in known), "top1": _rate(known, "top1"),
-                  "top3": _rate(known, "top3"), "uncertain": _rate(known, "uncertain"),
-                  "confident_wrong": _rate(known, "confident_wrong")},
+        "known": _known(known),
+        "model_classes": _known([t for t in known if t.index < base_classes]),
+        "added_classes": _known([t for t in known if t.index >= base_classes]),
         "unknown": {"photos": sum(t.photos for t in unknown), "uncertain": _rate(unknown, "uncertain"),
                     "confident_wrong": _rate(unknown, "confident_wrong")},
         "all": {"photos": sum(t.photos for t in tallies), "failed": sum(t.failed for t in tallies),
@@ -144,6 +151,10 @@ def format_report(report: dict) -> str:
     lines.append(f"known classes: {o['known']['photos']} photos, top-1 {_pct(o['known']['top1'])}, top-3 "
                  f"{_pct(o['known']['top3'])}, uncertain {_pct(o['known']['uncertain'])}, confident-wrong "
                  f"{_pct(o['known']['confident_wrong'])}")
+    if o["added_classes"]["photos"]:  # an adapter added classes: its figures apart, to compare with the model alone
+        for key, title in (("model_classes", "  the model's classes"), ("added_classes", "  added classes")):
+            lines.append(f"{title}: {o[key]['photos']} photos, top-1 {_pct(o[key]['top1'])}, uncertain "
+                         f"{_pct(o[key]['uncertain'])}, confident-wrong {_pct(o[key]['confident_wrong'])}")
     if o["unknown"]["photos"]:
         lines.append(f"unknown species: {o['unknown']['photos']} photos, answered uncertain "
                      f"{_pct(o['unknown']['uncertain'])}")

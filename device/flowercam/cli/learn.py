@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,7 @@ from .app import (
     app,
     fail,
     open_classifier,
-    stderr_console,
+    progress,
 )
 
 
@@ -37,23 +38,20 @@ def learn(
     """Learn the owner's own photos: embed them with the model, fit an adapter and the rule that keeps its answers
     honest (a taught class must resemble the owner's photos of it), write it. Seconds on a Pi; the model itself is
     never changed."""
-    from rich.progress import Progress
-
     from ..learning.fit import Recipe
     from ..learning.learn import STRONG_CHANGE, few_photos
     from ..learning.learn import learn as run_learn
 
     if kind not in KINDS:
         raise fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    _check_out(out)
     classifier = open_classifier(model, threads, False)
     failed: list[str] = []
     start = time.perf_counter()
     try:
-        with Progress(transient=True, console=stderr_console()) as progress:
-            task = progress.add_task("embedding photos", total=None)
-            adapter = run_learn(classifier, folder, Recipe(kind=kind), lambda n: progress.advance(task, n),
-                                lambda path, err: failed.append(f"flowercam: {path}: {err}"),
-                                lambda n: progress.update(task, total=n))
+        with progress("embedding photos") as (advance, set_total):
+            adapter = run_learn(classifier, folder, Recipe(kind=kind), advance,
+                                lambda path, err: failed.append(f"flowercam: {path}: {err}"), set_total)
         adapter.save(out)
     except FlowercamError as err:
         raise fail(str(err)) from None
@@ -68,3 +66,12 @@ def learn(
     if few:
         typer.echo(f"flowercam: {', '.join(few)}: fewer than {STRONG_CHANGE} photos, so most of their answers stay "
                    f"'uncertain'; {STRONG_CHANGE} or more photos a class make a stronger change", err=True)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before any work, an adapter path that cannot be written: a folder, or a folder not writable."""
+    if out.is_dir():
+        raise fail(f"--out {out} is a folder: name the adapter file, e.g. {out / 'adapter.npz'}")
+    parent = next((p for p in out.absolute().parents if p.exists()), Path("/"))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise fail(f"cannot write {out}: {parent} is not a folder this user may write to")

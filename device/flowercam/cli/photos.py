@@ -22,7 +22,7 @@ from .app import (
     app,
     fail,
     open_classifier,
-    stderr_console,
+    progress,
 )
 
 
@@ -99,17 +99,14 @@ def evaluate(
         "default: its sidecar lists them by content).")] = False,
 ) -> None:
     """Measure the model on your labelled photos: top-1, top-3, uncertain and confident-wrong per folder."""
-    from rich.progress import Progress
-
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_report
 
     classifier = open_classifier(model, threads, edgetpu, uncertain_below, crops, adapter, similarity_below)
     total = len(find_images([folder])) if folder.is_dir() else 0
     try:
-        with Progress(transient=True, console=stderr_console()) as progress:
-            task = progress.add_task("classifying", total=total)
-            report = run_evaluation(classifier, folder, lambda n: progress.advance(task, n), include_training)
+        with progress("classifying", total) as (advance, _):
+            report = run_evaluation(classifier, folder, advance, include_training)
     except FileNotFoundError as err:
         raise fail(str(err)) from None
     for row in report["errors"]:  # every photo found gets a row: these could not be classified

@@ -10,6 +10,8 @@ from ..model.classifier import Classifier
 from ..sources import FrameSource
 from ..sources.pacing import Pacer, paced_frames
 
+LABEL_COLUMN = 30  # characters of the label column; a longer answer is cut with "…"
+
 
 def watch_loop(classifier: Classifier, source: FrameSource, fps: float, max_frames: int | None, as_json: bool,
                echo: Callable[[str], None]) -> tuple[int, bool]:
@@ -27,7 +29,7 @@ def watch_loop(classifier: Classifier, source: FrameSource, fps: float, max_fram
             continue
         frame, capture_ms, wait = paced.image, paced.capture_ms, paced.wait_s
         first = first or time.perf_counter()
-        result = classifier.classify_frame(frame, source.name, k=1, capture_ms=capture_ms)
+        result = classifier.classify_frame(frame, source.name, k=3, capture_ms=capture_ms)  # as classify's
         count += 1
         rate = (count - 1) / (time.perf_counter() - first) if count > 1 else None
         if as_json:
@@ -35,8 +37,10 @@ def watch_loop(classifier: Classifier, source: FrameSource, fps: float, max_fram
                              "fps": None if rate is None else round(rate, 2)}))
         else:
             best = result.top_k[0]
-            label = f"uncertain (best guess: {best.label})" if result.uncertain else best.label
+            label = f"uncertain ({best.label}?)" if result.uncertain else best.label
+            label = label if len(label) <= LABEL_COLUMN else label[:LABEL_COLUMN - 1] + "…"  # the columns hold
             shown = "    – fps" if rate is None else f"{rate:5.1f} fps"
-            echo(f"{label:30s} {best.score:6.1%}  {shown}  inference {result.latency_ms['inference']:6.1f} ms"
+            inference = result.latency_ms["inference"]
+            echo(f"{label:{LABEL_COLUMN}s} {best.score:6.1%}  {shown}  inference {inference:6.1f} ms"
                  f"  RSS {result.peak_rss_mb:.0f} MB")
     return count, False

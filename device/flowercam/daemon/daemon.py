@@ -26,7 +26,8 @@ from .outputs import DaemonOutputs
 from .pipeline import Pipeline
 from .reloading import Reload, plan_reload
 from .signals import Signals
-from .web.http import Owner, serve
+from .web.api import Owner
+from .web.http import serve
 from .web.review import Review, start_review
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,10 @@ class Daemon:
             if self.stopping:  # stopped while starting up
                 return 0
             if self.config.review.dir:
-                self.review = self.pipeline.review = start_review(self.config)
+                self.review, token = start_review(self.config)
+                self.pipeline.review = self.review
             owner = None if self.review is None else Owner(self.review, lambda: list(self.classifier.labels),
-                                                           self._learn)
+                                                           self._learn, token)
             server = serve(self.config.http, self.metrics, time.monotonic, owner) if self.config.http.bind else None
             self.outputs.start(self.classifier.model.name)
             self.outputs.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
@@ -178,8 +180,8 @@ class Daemon:
         def done(fitted: Adapter) -> None:
             self._learned = fitted
 
-        return self.review.learn(lambda: classifier_for(self.config, with_adapter=False),
-                                 Path(self.config.model.adapter), done)
+        return self.review.learner.start(lambda: classifier_for(self.config, with_adapter=False),
+                                         Path(self.config.model.adapter), done)
 
     def _apply_learned(self, fitted: Adapter) -> None:
         """Swap in the running config's classifier with the adapter a Learn just wrote, nothing else (a config
@@ -187,13 +189,13 @@ class Daemon:
         try:
             classifier = classifier_for(self.config)
         except FlowercamError as err:
-            self.review.finished(fitted, f"the new adapter was not applied: {err}")
-            self.outputs.emit("learn", ok=False, error=self.review.learning["error"])
+            self.review.learner.finished(fitted, f"the new adapter was not applied: {err}")
+            self.outputs.emit("learn", ok=False, error=self.review.learner.state["error"])
             return
         self.pipeline.swap(classifier, self.config.smoothing, False)
         self.metrics.set_problem("adapter", None)
         self.outputs.emit("learn", ok=True, adapter=self.config.model.adapter, labels=len(classifier.labels))
-        self.review.finished(fitted)
+        self.review.learner.finished(fitted)
         self.outputs.status()
 
     def _ended(self) -> None:

@@ -1,33 +1,32 @@
 """The daemon's optional HTTP endpoints (stdlib): a status page for people (``/``, with ``/snapshot.jpg`` and the
 thumbnails of the last label changes), and ``/healthz``, ``/metrics`` (Prometheus text), ``/latest`` (JSON) for
-machines. With ``[review]`` on: ``/review`` (JSON), ``/review/<id>.jpg``, and the only two requests that change
-anything, ``POST /review/<id>`` (``{"label": ...}``) and ``POST /learn``, each refused (403) without the owner's
-token in the ``X-Flowercam-Token`` header."""
+machines. With ``[review]`` on, the owner's requests under ``/review`` and ``/learn`` (api.py; every change
+refused, 403, without the owner's token in the ``X-Flowercam-Token`` header). A request whose Host header names
+another host is refused (421: auth.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from ..config import ConfigError, HttpConfig, parse_bind
 from ..metrics import Metrics
-from .review import Review, ReviewError, UnknownFrame
+from . import api
+from .api import JPEG, Owner
+from .auth import TOKEN_HEADER, host_allowed
 
 log = logging.getLogger(__name__)
 
 STATUS_PAGE = (Path(__file__).parent / "status.html").read_text(encoding="utf-8")
 
 MAX_BODY = 4096  # bytes: a label is a short JSON object
-TOKEN_HEADER = "X-Flowercam-Token"
 REQUEST_TIMEOUT_S = 5.0  # a client that sends nothing for this long is dropped ...
 REQUEST_DEADLINE_S = 10.0  # ... and one that has not sent its whole request after this (one byte a second)
 MAX_CONNECTIONS = 32  # open connections at most; a new one past this pushes out the slowest still sending
@@ -107,44 +106,6 @@ class _Server(ThreadingHTTPServer):
         pass  # a broken or slow client: nothing to report
 
 
-@dataclass
-class Owner:
-    """What the page may do for the owner: the review queue, the classes known now, and starting a learn."""
-
-    review: Review
-    labels: Callable[[], list[str]]
-    learn: Callable[[], bool]
-
-
-def host_allowed(header: str | None, names: frozenset[str]) -> bool:
-    """Whether a request's Host header names this daemon: an IP address, or one of ``names`` (localhost, the
-    bind's host and ``[http] hosts``). Anything else is a name the owner never gave it, e.g. a web page's DNS
-    rebinding; no header at all (an HTTP/1.0 client, never a browser) is let through."""
-    if header is None:
-        return True
-    host = header.strip().lower()
-    if host.startswith("["):  # [an IPv6 address]:port
-        host = host[1:].partition("]")[0]
-    elif host.count(":") == 1:  # name:port, IPv4:port
-        host = host.partition(":")[0]
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return host.rstrip(".") in names
-
-
-def _label_of(body: bytes) -> str:
-    """The label of a ``POST /review/<id>`` body, else a ReviewError with a plain reason."""
-    try:
-        value = json.loads(body or b"{}")
-    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
-        raise ReviewError("the body is not JSON") from None
-    if not isinstance(value, dict) or not isinstance(value.get("label"), str):
-        raise ReviewError('expected {"label": "a class name"}')
-    return value["label"]
-
-
 class _Handler(BaseHTTPRequestHandler):
     """One request: the routes above, answered from the server's ``metrics``, ``clock`` and ``owner``."""
 
@@ -173,6 +134,12 @@ class _Handler(BaseHTTPRequestHandler):
             log.error("review request %s failed: %s", path, err)
             self._json(500, {"error": f"the review folder failed: {err.strerror or err}"})
 
+    def _answer(self, code: int, value: dict | bytes) -> None:
+        if isinstance(value, bytes):
+            self._send(code, value, JPEG)
+        else:
+            self._json(code, value)
+
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?")[0]
         if self.server.owner is None or not (path == "/learn" or path.startswith("/review/")):
@@ -181,51 +148,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._answering_os_errors(self._post, path)
 
     def _post(self, path: str) -> None:
-        owner = self.server.owner
         length = self.headers.get("Content-Length", "0")
         if not length.isdigit() or int(length) > MAX_BODY:
             self._json(413, {"error": f"body too large (at most {MAX_BODY} bytes)"})
             return
         body = self.rfile.read(int(length))
         self.server.sending(self.request, done=True)
-        if not owner.review.authorised(self.headers.get(TOKEN_HEADER)):
-            self._json(403, {"error": f"no or wrong token (the {TOKEN_HEADER} header)"})
-            return
-        if path == "/learn":
-            started = owner.learn()
-            self._json(202 if started else 409, {"learning": owner.review.learning})
-            return
-        try:
-            folder = owner.review.label(path[len("/review/"):], _label_of(body))
-        except ReviewError as err:
-            self._json(404 if isinstance(err, UnknownFrame) else 400, {"error": str(err)})
-            return
-        self._json(200, {"filed_as": folder, "garden": owner.review.counts()})
+        self._answer(*api.post(self.server.owner, path, body, self.headers.get(TOKEN_HEADER)))
 
     def _json(self, code: int, value) -> None:
         self._send(code, json.dumps(value) + "\n", "application/json")
 
-    def _review_get(self, path: str) -> None:
-        owner = self.server.owner
-        if path == "/review":
-            self._json(200, {"frames": owner.review.frames(), "garden": owner.review.counts(),
-                             "learning": owner.review.learning, "labels": owner.labels(),
-                             "kept": owner.review.kept, "dropped": owner.review.dropped})
-            return
-        frame = owner.review.frame_path(path[len("/review/"):-len(".jpg")]) if path.endswith(".jpg") else None
-        try:
-            jpeg = None if frame is None else frame.read_bytes()
-        except FileNotFoundError:  # filed or evicted since it was looked up
-            jpeg = None
-        if jpeg is None:
-            self._send(404, "not found\n", "text/plain")
-        else:
-            self._send(200, jpeg, "image/jpeg")
-
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         path, metrics, clock = self.path.split("?")[0], self.server.metrics, self.server.clock
         if self.server.owner is not None and (path == "/review" or path.startswith("/review/")):
-            self._answering_os_errors(self._review_get, path)
+            self._answering_os_errors(lambda p: self._answer(*api.get(self.server.owner, p)), path)
         elif path == "/healthz":
             flowing, detail = metrics.health(clock())
             self._send(200 if flowing else 503, detail + "\n", "text/plain")
