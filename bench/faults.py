@@ -4,7 +4,7 @@ socket), and how it behaves: watchdog max gap, events corrupted or lost, exit, t
 Faults: a stalled stream (a TCP server that accepts and never answers), the source lost and back, a full disk and
 its recovery (RLIMIT_FSIZE lowered on the running daemon, then raised), SIGTERM at random moments (×20, from
 start-up on), SIGHUP (a reload) 20 times under load, slow and aborted HTTP clients, 200 idle connections; and
-the faults of learning on the device (learning_faults.py).
+the faults of learning on the device (learning_faults.py) and of the season's record (sightings_faults.py).
 
 Usage: python bench/faults.py  ->  bench/results/faults.{json,md}
 """
@@ -419,11 +419,12 @@ FAULTS = {"stalled stream": stalled_stream, "source lost and back": source_loss,
 
 def main(out: Path = Path("bench/results")) -> None:
     from learning_faults import LEARNING_FAULTS
+    from sightings_faults import SIGHTINGS_FAULTS
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(Path(tmp) / "garden.avi")
-        for name, fault in {**FAULTS, **LEARNING_FAULTS}.items():
+        for name, fault in {**FAULTS, **LEARNING_FAULTS, **SIGHTINGS_FAULTS}.items():
             print(f"== {name}", flush=True)
             results[name] = fault(Path(tmp), video)
             print(json.dumps(results[name]), flush=True)

@@ -240,9 +240,10 @@ def limits() -> str:
 def render_readme(text: str) -> str:
     """README.md with its generated blocks replaced."""
     import learning  # noqa: PLC0415 (bench/ is on sys.path when run as a script or by the tests)
+    import sightings  # noqa: PLC0415
 
     blocks = {"headline": headline(facts()), "learning": learning.readme_block(_load("learning")),
-              "limits": limits()}
+              "sightings": sightings.readme_block(_load("sightings")), "limits": limits()}
     for name, body in blocks.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)

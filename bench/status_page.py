@@ -1,9 +1,10 @@
 """The screenshots of the daemon's status page in the README, in a real headless Chromium: the bundled model on a
-video of Oxford test photos (three flowers in turn); and the "Teach it" card after a Learn from the page (a video
-of everyday tulips, a species the model does not know, labelled on the page next to a few roses).
+video of Oxford test photos (three flowers in turn); the "Teach it" card after a Learn from the page (a video
+of everyday tulips, a species the model does not know, labelled on the page next to a few roses); and the "Season"
+card over a simulated season (garden_pool's photos as the best frames).
 
 Usage: python bench/status_page.py [--data ../shared/flowers102] [--garden ../shared/garden_pool]
-  ->  docs/status_page.jpg, docs/review_page.jpg
+  ->  docs/status_page.jpg, docs/review_page.jpg, docs/season_page.jpg
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ def make_video(data: Path | None, path: Path) -> Path:
 
 def main(data: Annotated[Path | None, typer.Option(envvar="FLOWERCAM_DATA")] = None,
          garden: Annotated[Path, typer.Option()] = Path("../shared/garden_pool"),
-         out: Path = Path("docs/status_page.jpg"), review_out: Path = Path("docs/review_page.jpg")) -> None:
+         out: Path = Path("docs/status_page.jpg"), review_out: Path = Path("docs/review_page.jpg"),
+         season_out: Path = Path("docs/season_page.jpg")) -> None:
     status_page(data, out)
     review_page(garden, review_out)
+    season_page(data, garden, season_out)
 
 
 def _save(browser, tmp: Path, out: Path) -> None:
@@ -144,3 +147,72 @@ def review_page(garden: Path, out: Path, labels: int = 12) -> None:
 
 if __name__ == "__main__":
     typer.run(main)
+
+
+SEASON = {"common dandelion": (80, 150), "tulip": (95, 130), "rose": (150, 270), "sunflower": (190, 250)}  # days
+
+
+def simulated_season(garden: Path, db: Path, year: int) -> None:
+    """A season of sightings in ``db`` (written through the recorder's write path): each flower on most days of
+    its weeks in bloom, a few sightings a day, the best frames from garden_pool."""
+    import datetime
+    import random
+
+    from flowercam.season.recorder import frames_folder
+    from flowercam.season.store import Sighting, open_store, upsert
+    from PIL import Image
+
+    rng = random.Random(0)
+    connection, _ = open_store(db)
+    frames = frames_folder(db)
+    frames.mkdir(parents=True, exist_ok=True)
+    for index, (label, (first, last)) in enumerate(SEASON.items()):
+        photos = sorted((garden / label.replace(" ", "_")).glob("*.jpg"))
+        rows = []
+        for doy in range(first, min(last, datetime.date.today().timetuple().tm_yday)):
+            if rng.random() < 0.25:
+                continue
+            for _ in range(rng.randint(1, 4)):
+                morning = datetime.datetime(year, 1, 1, rng.randint(7, 18)).timestamp()
+                start = morning + doy * 86400 + rng.uniform(0, 3000)
+                peak = rng.uniform(0.6, 0.99)
+                name = f"{start:.3f}-{index}.jpg"
+                if rng.random() < 0.1:
+                    with Image.open(rng.choice(photos)) as photo:
+                        photo.convert("RGB").resize((320, 240)).save(frames / name, quality=80)
+                rows.append(Sighting(label, index, round(start, 3), round(start + rng.uniform(30, 1800), 3),
+                                     rng.randint(50, 5000), round(peak - 0.1, 3), round(peak, 3), "m" * 64, None,
+                                     f"{frames.name}/{name}" if (frames / name).exists() else None).row())
+        upsert(connection, rows)
+    connection.close()
+
+
+def season_page(data: Path | None, garden: Path, out: Path) -> None:
+    """The Season card over a simulated season, one class's sightings opened."""
+    import datetime
+
+    from flowercam.model.sidecar import BUNDLED_MODEL
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "sightings.db"
+        simulated_season(garden, db, datetime.date.today().year)
+        video = make_video(data, Path(tmp) / "garden.avi")
+        port = free_port()
+        proc = start_daemon(daemon_config(Path(tmp), BUNDLED_MODEL, video, source={"fps": 5},
+                                          http={"bind": f"127.0.0.1:{port}"}, model={"threads": 2},
+                                          sightings={"db": str(db)}))
+        browser = _browser()
+        browser.set_window_size(760, 1100)
+        try:
+            browser.get(f"http://127.0.0.1:{port}/")
+            table = browser.find_element("id", "season-table")
+            assert wait_for(lambda: len(table.find_elements("css selector", "tr")) >= len(SEASON), 60)
+            table.find_element("xpath", ".//button[text()='rose']").click()
+            assert wait_for(lambda: "sightings" in browser.find_element("id", "season-detail").text, 20)
+            time.sleep(1.5)  # the best frames load
+            browser.execute_script("document.getElementById('season').scrollIntoView()")
+            _save(browser, Path(tmp), out)
+        finally:
+            browser.quit()
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)

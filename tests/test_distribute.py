@@ -43,6 +43,7 @@ def _epochs(history: Path) -> list[int]:
     return [int(row["epoch"]) for row in csv.DictReader(history.open())] if history.exists() else []
 
 
+@pytest.mark.slow  # trains twice (~30 s on 2 cores): CI runs it with -m slow
 def test_mirrored_over_two_logical_cpus_learns_like_the_default_with_the_global_batch_kept(data, tmp_path):
     default = _run(_train(data, tmp_path / "default"))
     assert default.returncode == 0, default.stderr[-2000:]

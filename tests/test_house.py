@@ -84,7 +84,7 @@ def test_no_import_loop():
 # The device package's floors, lowest first: a module imports only from its own part or the floors below it.
 # errors and the package root sit under everything; model and sources share a floor and know nothing of each other.
 LAYERS = ({"flowercam", "flowercam.errors"}, {"flowercam.model", "flowercam.sources"},
-          {"flowercam.learning"}, {"flowercam.daemon"}, {"flowercam.cli"})
+          {"flowercam.learning", "flowercam.season"}, {"flowercam.daemon"}, {"flowercam.cli"})
 
 
 def _part(module: str) -> str:

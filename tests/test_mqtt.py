@@ -144,3 +144,38 @@ def test_a_reload_that_changes_mqtt_reconnects_with_the_new_settings(tmp_path, t
         broker.stop()
     reload = next(e for e in events_of(tmp_path / "events.jsonl") if e["event"] == "reload")
     assert reload["applied"] == ["mqtt.topic_prefix"] and reload["restart_needed_for"] == []
+
+
+def test_the_season_reaches_home_assistant(tmp_path, learning_model):
+    """With [sightings] on, the season's record is published retained on …/season at each heartbeat, with a
+    discovery sensor "flowers seen today" reading it."""
+    from tests.test_sightings import _three_species
+
+    broker = Broker(tmp_path)
+    broker.start()
+    listener = Listener(broker.port)
+    proc = start_daemon(daemon_config(tmp_path, learning_model, _three_species(tmp_path), source={"fps": 20},
+                                      smoothing={"window": 1, "enter": 0.3, "stay": 0.3},
+                                      model={"uncertain_below": 0.0}, sightings={"db": str(tmp_path / "s.db")},
+                                      mqtt={"host": "127.0.0.1", "port": broker.port, "topic_prefix": "test/cam"}))
+    try:
+        def seen_today() -> list[str]:
+            messages = listener.topics("test/cam/season")
+            return json.loads(messages[-1][2])["seen_today"] if messages else []
+
+        assert wait_for(lambda: len(seen_today()) == 3, 60), seen_today()
+        late = Listener(broker.port)  # a client that comes later gets it at once: retained
+        assert wait_for(lambda: late.topics("test/cam/season"), 10)
+        assert late.topics("test/cam/season")[0][3]
+        late.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        listener.close()
+        broker.stop()
+    record = json.loads(listener.topics("test/cam/season")[-1][2])
+    assert set(record["classes"]) == set(record["seen_today"]) and all(
+        c["seen_today"] and c["first_seen"] == c["last_seen"] for c in record["classes"].values())
+    configs = {m[1]: json.loads(m[2]) for m in listener.topics("/config")}
+    sensor = next(c for t, c in configs.items() if t.endswith("/seen_today/config"))
+    assert sensor["state_topic"] == "test/cam/season" and "seen_today | length" in sensor["value_template"]

@@ -11,7 +11,7 @@ import typer
 from ..errors import FlowercamError
 from .app import app
 
-COMMAND_MODULES = ("photos", "camera", "bench", "learn")  # the order of --help
+COMMAND_MODULES = ("photos", "camera", "bench", "learn", "season")  # the order of --help
 for _name in COMMAND_MODULES:
     importlib.import_module(f".{_name}", __package__)
 

@@ -90,6 +90,12 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class SightingsConfig:
+    db: str = ""  # the season's record, e.g. /var/lib/flowercam/sightings.db (SQLite); empty: off
+    keep_days: float = 366.0  # sightings older than this are pruned (daily)
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -98,6 +104,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    sightings: SightingsConfig = field(default_factory=SightingsConfig)
 
 
 _RANGES = {
@@ -107,6 +114,7 @@ _RANGES = {
     "events.heartbeat_s": (0.1, 86400.0), "events.snapshot_max": (1, 1_000_000),
     "mqtt.port": (1, 65535), "mqtt.qos": (0, 2),
     "review.every_s": (0.0, 86400.0), "review.confident_every": (0, 1_000_000), "review.quota_mb": (1.0, 1e6),
+    "sightings.keep_days": (1.0, 36500.0),
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import FlowercamError
 from ..model.adapter import Adapter
 from ..model.classifier import Classifier
+from ..season.recorder import Recorder
 from ..sources import SourceError, open_in_background, redact, scrub
 from ..sources.pacing import Pacer, paced_frames
 from .classifying import classifier_for
@@ -74,7 +75,12 @@ class Daemon:
                 self.pipeline.review = self.review
             owner = None if self.review is None else Owner(self.review, lambda: list(self.classifier.labels),
                                                            self._learn, token)
-            server = serve(self.config.http, self.metrics, time.monotonic, owner) if self.config.http.bind else None
+            if self.config.sightings.db:
+                self.pipeline.record(Recorder(Path(self.config.sightings.db), self.config.sightings.keep_days,
+                                              lambda problem: self.metrics.set_problem("sightings", problem)).start(),
+                                     self.config.model.adapter)
+            server = serve(self.config.http, self.metrics, time.monotonic, owner, self.config.sightings.db) \
+                if self.config.http.bind else None
             self.outputs.start(self.classifier.model.name)
             self.outputs.emit("start", model=str(self.classifier.model), runtime=self.classifier.runtime,
                               source=self.uri, **self.metrics.problem_fields())
@@ -87,6 +93,8 @@ class Daemon:
                 self.outputs.emit("stop", frames=self.metrics.frames, inferences=self.metrics.inferences, **mqtt)
             if server is not None:
                 server.shutdown()
+            if self.pipeline.recorder is not None:  # the open sighting ends with the camera
+                self.pipeline.recorder.stop()
         return 0
 
     def _connect_until_stopped(self) -> None:
@@ -169,7 +177,7 @@ class Daemon:
             self.metrics.stall_s = stall_seconds(config.source.fps)  # /healthz's limit follows the new pace
         if "events.heartbeat_s" in plan.applied:  # the new pace from now, not after the old interval
             self._next_heartbeat = min(self._next_heartbeat, time.monotonic() + config.events.heartbeat_s)
-        self.pipeline.swap(classifier, config.smoothing, plan.changed("smoothing"))
+        self.pipeline.swap(classifier, config.smoothing, plan.changed("smoothing"), config.model.adapter)
         self.metrics.set_problem("adapter", None)  # the reloaded adapter (or none) is in force
         if self.review is not None and plan.changed("review"):
             self.review.pace(config.review)
@@ -192,7 +200,7 @@ class Daemon:
             self.review.learner.finished(fitted, f"the new adapter was not applied: {err}")
             self.outputs.emit("learn", ok=False, error=self.review.learner.state["error"])
             return
-        self.pipeline.swap(classifier, self.config.smoothing, False)
+        self.pipeline.swap(classifier, self.config.smoothing, False, self.config.model.adapter)
         self.metrics.set_problem("adapter", None)
         self.outputs.emit("learn", ok=True, adapter=self.config.model.adapter, labels=len(classifier.labels))
         self.review.learner.finished(fitted)

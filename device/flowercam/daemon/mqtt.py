@@ -5,10 +5,13 @@ Topics under ``topic_prefix`` (default ``flowercam/<hostname>``):
 - ``…/availability``: ``online`` while connected; ``offline`` on a clean stop and, as the broker's last will, when
   the daemon vanishes;
 - ``…/state``: JSON ``{label, confidence, uncertain, since, fps, source}`` on every label change and heartbeat;
-- ``…/snapshot``: the JPEG frame of each label change (a Home Assistant camera entity).
+- ``…/snapshot``: the JPEG frame of each label change (a Home Assistant camera entity);
+- ``…/season`` (with ``[sightings]`` on, retained, at each heartbeat): JSON ``{year, seen_today: [...], classes:
+  {label: {first_seen, last_seen, seen_today}}}``.
 
 With ``discovery_prefix`` set, the entities are announced (retained) on each connection: sensors for the label,
-the calibrated confidence and the fps, a binary sensor for "uncertain", and the camera. paho reconnects by itself
+the calibrated confidence and the fps, a binary sensor for "uncertain", the camera, and "flowers seen today" (how
+many kinds, the season's record as its attributes). paho reconnects by itself
 (1 s to 30 s backoff); messages published while the broker is away are queued (at most
 :data:`MAX_QUEUED`) and counted as dropped beyond that.
 """
@@ -102,6 +105,9 @@ class MqttPublisher:
             ("sensor", "fps", entity("fps", "Frames per second", state_topic=state, unit_of_measurement="fps",
                                      value_template="{{ value_json.fps }}", entity_category="diagnostic")),
             ("camera", "snapshot", entity("snapshot", "Last label change", topic=self.topic("snapshot"))),
+            ("sensor", "seen_today", entity("seen_today", "Flowers seen today", state_topic=self.topic("season"),
+                                            value_template="{{ value_json.seen_today | length }}",
+                                            json_attributes_topic=self.topic("season"), icon="mdi:flower-tulip")),
         ]
 
     def _publish(self, topic: str, payload, retain: bool | None = None) -> None:
@@ -121,6 +127,10 @@ class MqttPublisher:
     def state(self, **state) -> None:
         """The current label and figures, as JSON on ``…/state``."""
         self._publish(self.topic("state"), json.dumps(state))
+
+    def season(self, record: dict) -> None:
+        """The season's record, retained on ``…/season`` (a new subscriber gets it at once)."""
+        self._publish(self.topic("season"), json.dumps(record), retain=True)
 
     def snapshot(self, jpeg: bytes) -> None:
         if self.config.snapshots:

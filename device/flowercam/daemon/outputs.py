@@ -5,6 +5,7 @@ event, say a label changed, beat the heart, set the status, and apply a new conf
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -89,6 +90,21 @@ class DaemonOutputs:
         self.status(fps=fps)
         if self.mqtt is not None:
             self.publish_state(confidence, uncertain, fps=fps)
+            self.publish_season()
+
+    def publish_season(self) -> None:
+        """The season's record on ``…/season`` (retained), with [sightings] on and something recorded."""
+        if not self.config.sightings.db:
+            return
+        import contextlib
+
+        from ..season.store import SightingsError, read_only, this_season
+
+        try:
+            with contextlib.closing(read_only(Path(self.config.sightings.db))) as db:
+                self.mqtt.season(this_season(db))
+        except (SightingsError, sqlite3.Error) as err:  # nothing recorded yet, or unreadable: the next beat
+            log.debug("season not published: %s", err)
 
     def publish_state(self, confidence: float, uncertain: bool, fps: float | None = None) -> None:
         outage = self.metrics.outage_seconds(time.monotonic())

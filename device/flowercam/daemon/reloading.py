@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields, replace
 from .config import Config
 
 # Bound or opened once at start: a new value waits for the next restart (and the running one stays in force).
-RESTART_NEEDED = ("events.file", "http.bind", "http.allow_remote", "http.hosts", "review.dir", "review.token_file")
+RESTART_NEEDED = ("events.file", "http.bind", "http.allow_remote", "http.hosts", "review.dir", "review.token_file",
+                  "sightings.db", "sightings.keep_days")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import ConfigError, HttpConfig, parse_bind
 from ..metrics import Metrics
-from . import api
+from . import api, season
 from .api import JPEG, Owner
 from .auth import TOKEN_HEADER, host_allowed
 
@@ -47,6 +47,7 @@ class _Server(ThreadingHTTPServer):
                  owner: Owner | None, hosts: frozenset[str] = frozenset()) -> None:
         self.metrics, self.clock, self.owner = metrics, clock, owner  # what the handler answers from
         self.hosts = hosts | {"localhost", address[0].lower()}  # the names a request's Host may give
+        self.season_db: Path | None = None  # the Season card's database, read-only ([sightings] db)
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._sending: dict = {}  # connection -> when it connected, while its request is still coming in
@@ -163,6 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
         path, metrics, clock = self.path.split("?")[0], self.server.metrics, self.server.clock
         if self.server.owner is not None and (path == "/review" or path.startswith("/review/")):
             self._answering_os_errors(lambda p: self._answer(*api.get(self.server.owner, p)), path)
+        elif self.server.season_db is not None and (path == "/season" or path.startswith("/season/")):
+            query = self.path.partition("?")[2]
+            self._answering_os_errors(lambda p: self._answer(*season.get(self.server.season_db, p, query)), path)
         elif path == "/healthz":
             flowing, detail = metrics.health(clock())
             self._send(200 if flowing else 503, detail + "\n", "text/plain")
@@ -202,12 +206,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serve(config: HttpConfig, metrics: Metrics, clock, owner: Owner | None = None) -> ThreadingHTTPServer:
+def serve(config: HttpConfig, metrics: Metrics, clock, owner: Owner | None = None, season_db: str = ""
+          ) -> ThreadingHTTPServer:
     """Start the endpoints on ``[http] bind`` in a daemon thread; returns the server (``shutdown()`` to stop).
     A bind that fails names the setting."""
     try:
         hosts = frozenset(h.strip().lower() for h in config.hosts.split(",") if h.strip())
         server = _Server(parse_bind(config.bind, config.allow_remote), metrics, clock, owner, hosts)
+        server.season_db = Path(season_db) if season_db else None  # the Season card's database (read-only)
     except OSError as err:
         raise ConfigError(f"http.bind = {config.bind!r}: {err.strerror or err} (another program on that port? "
                           "choose another port)") from None
