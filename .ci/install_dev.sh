@@ -18,9 +18,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "installing system packages: ${missing[*]}" >&2
-    ($sudo apt-get install -y -q "${missing[@]}" || ($sudo apt-get update -q && $sudo apt-get install -y -q "${missing[@]}")) >/dev/null
+    # a fresh machine updates itself for minutes after boot: wait for apt's lock instead of failing at once
+    apt=($sudo apt-get -o DPkg::Lock::Timeout=900 -q)
+    "${apt[@]}" install -y "${missing[@]}" || ("${apt[@]}" update && "${apt[@]}" install -y "${missing[@]}")
   fi
 fi
+echo "installing the venv (.venv): every extra and the TFLite clients, a few minutes" >&2
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e ".[build,camera,mqtt,dev]"

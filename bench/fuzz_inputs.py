@@ -5,7 +5,9 @@ The corpus (seeded, rebuilt each run): truncations and byte flips of JPEG, PNG, 
 wrong extensions, headers claiming huge sizes, special files (FIFO, socket, broken and looping links, a folder
 named x.jpg, a link to /dev/zero), files and folders the user may not read (run as ``nobody``), and models
 corrupted with their sidecar rewritten to match (byte flips, truncations, broken indices), broken sidecars and
-label files; plus valid odd photos (CMYK, 16-bit, palette, alpha, EXIF-rotated, tiny, large) that must just work.
+label files, learned adapters (``--adapter``) flipped, truncated or with a field of every kind tampered with (a
+wrong type, NaN, infinity, a wrong shape, a class out of range, another model's); plus valid odd photos
+(CMYK, 16-bit, palette, alpha, EXIF-rotated, tiny, large) that must just work.
 Verdicts: a valid input is classified (exit 0); a bad one is one line on stderr and a non-zero exit; never a
 traceback, an abort (a signal) or a hang (60 s).
 
@@ -256,6 +258,57 @@ def _models(root: Path, rng: random.Random) -> list[Case]:
     return cases
 
 
+def _adapters(root: Path, rng: random.Random) -> list[Case]:
+    """A real adapter for the bundled model (``flowercam learn``'s own function on two folders of photos), then
+    broken copies of it: classify --adapter must classify with the good one and refuse every broken one in one
+    line (a byte flip may leave it readable: either is right)."""
+    import json
+
+    from flowercam.learning.learn import learn
+    from flowercam.model.classifier import Classifier
+
+    garden = root / "adapters" / "garden"
+    for c, name in enumerate(("rose", "meadow_flower")):
+        (garden / name).mkdir(parents=True)
+        for i in range(6):
+            _photo(100 * c + i).save(garden / name / f"{i}.jpg", quality=90)
+    good = learn(Classifier(threads=1), garden).save(root / "adapters" / "good.npz")
+    data = good.read_bytes()
+    photo = root / "photo.jpg"
+    cases = [Case("adapter: valid", "good", ["--adapter", str(good), str(photo)], valid=True)]
+
+    def add(name: str, blob: bytes, kind: str, valid=False) -> None:
+        path = root / "adapters" / f"{name}.npz"
+        path.write_bytes(blob)
+        cases.append(Case(kind, name, ["--adapter", str(path), str(photo)], valid=valid))
+
+    for i in range(30):
+        flipped = bytearray(data)
+        flipped[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        add(f"adapter_flip_{i}", bytes(flipped), "adapter: byte flip", valid=None)
+    for i, fraction in enumerate((0.0, 0.01, 0.5, 0.99)):
+        add(f"adapter_trunc_{i}", data[:int(len(data) * fraction)], "adapter: truncated")
+    with np.load(good) as npz:
+        arrays = dict(npz)
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    tampered = {"uncertain_below": "high", "gate_slack": None, "labels": "rose", "base_classes": -3,
+                "base_sha256": "0" * 64, "format": "flowercam-adapter/1", "kind": "magic", "scale": float("nan")}
+    for field, value in tampered.items():
+        blob = io.BytesIO()
+        np.savez(blob, **{**arrays, "meta": np.frombuffer(json.dumps({**meta, field: value}).encode(), np.uint8)})
+        add(f"adapter_meta_{field}", blob.getvalue(), "adapter: a field tampered with")
+    first = next(iter(arrays))
+    for name, change in (("references", lambda a: np.full_like(a, np.nan)), ("weights", lambda a: a * np.inf),
+                         ("floor", lambda a: a[:-1]), ("reference_labels", lambda a: a + 10_000),
+                         ("margin", lambda a: a.astype(np.float64).reshape(-1, 1)), (first, lambda a: a[:0])):
+        if name not in arrays or name == "meta":
+            continue
+        blob = io.BytesIO()
+        np.savez(blob, **{**arrays, name: change(arrays[name])})
+        add(f"adapter_array_{name}", blob.getvalue(), "adapter: a field tampered with")
+    return cases
+
+
 def _run(case: Case) -> dict:
     try:
         done = subprocess.run([*case.user, sys.executable, "-m", "flowercam", "classify", *case.args],
@@ -286,7 +339,7 @@ def main(workers: int = 2, seed: int = 0, out: Path = Path("bench/results")) -> 
         special, server = _special(root)
         unreadable = _unreadable(root)
         cases = [*_valid(root), *_broken_photos(root, rng), *_wrong(root), *_huge_headers(root), *special,
-                 *_models(root, rng), *unreadable]
+                 *_models(root, rng), *_adapters(root, rng), *unreadable]
         typer.echo(f"{len(cases)} inputs, {workers} at a time", err=True)
         with ThreadPoolExecutor(workers) as pool:
             rows = list(pool.map(_run, cases))

@@ -42,6 +42,7 @@ def test_learn_adds_a_class_keeps_the_indices_and_is_used_everywhere(tmp_path, l
     done = run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model))
     assert done.returncode == 0, done.stderr
     assert "classes added: violet" in done.stdout and adapter.is_file()
+    assert adapter.stat().st_mode & 0o777 == 0o644  # learned by hand (root), read by the daemon's own user
     new = _folder(tmp_path / "more", "violet", 4, n=3, seed=7)
     rows = [_classify(learning_model, adapter, photo) for photo in sorted(new.iterdir())]
     assert all(row["label"] == "violet" and row["index"] == 3 for row in rows), rows

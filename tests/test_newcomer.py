@@ -123,16 +123,36 @@ def test_ci_runs_readme_command_2_as_written():
 
 @pytest.mark.slow  # trains and exports (~1 min on 2 cores)
 def test_the_readme_python_api_example_runs(tmp_path):
-    """The README's Python API block, run as written on made-up data."""
+    """The Python API block (docs/building.md, linked from the README), run as written on made-up data."""
     import re
     import subprocess
     import sys
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = re.search(r"## Python API.*?```python\n(.*?)```", readme, re.S).group(1)
+    building = (Path(__file__).resolve().parents[1] / "docs" / "building.md").read_text()
+    block = re.search(r"## Python API.*?```python\n(.*?)```", building, re.S).group(1)
     assert run_cli("make-test-data", str(tmp_path / "flowers"), module="build_models").returncode == 0
     done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test top-1" in done.stdout and (tmp_path / "runs" / "api" / "export" / "tiny_int8.tflite").is_file()
     assert (tmp_path / "runs" / "api" / "data.json").is_file()
+
+
+def test_the_readme_serves_the_pi_owner_first_and_its_links_resolve():
+    """Under 300 lines; the two commands, then installing on the Pi, before anything about training (which lives
+    in docs/); every relative link of the README and docs/ names a file that exists."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    lines = readme.splitlines()
+    headings = [line for line in lines if line.startswith("## ")]
+    assert len(lines) < 300 and headings[0] == "## Install on a Raspberry Pi", headings
+    training = [i for i, h in enumerate(headings) if re.search(r"train|build|model", h, re.I)]
+    commands = "".join(re.findall(r"```bash\n(.*?)```", readme, re.S))
+    assert training and min(training) > 0 and "build-models train" not in commands  # docs/building.md has them
+    assert readme.index("# 1.") < readme.index("# 2.") < readme.index("## Install on a Raspberry Pi")
+    for page in (root / "README.md", *sorted((root / "docs").glob("*.md"))):
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), (page.name, target)

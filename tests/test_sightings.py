@@ -208,7 +208,7 @@ def test_kill_9_during_heavy_writes_never_corrupts_and_loses_at_most_a_second(tm
         with sqlite3.connect(db) as connection:
             assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             last = connection.execute("SELECT MAX(end) FROM sightings").fetchone()[0]
-        assert last is not None and last >= killed_at - 2.0, (killed_at - last)
+        assert last is not None and last >= killed_at - 1.5, (killed_at - last)  # a beat (1 s) and a frame
     assert not list(tmp_path.glob("sightings.db.corrupt-*"))
 
 
@@ -240,3 +240,73 @@ def test_a_damaged_database_at_start_costs_only_its_history(tmp_path, learning_m
     assert len(list(tmp_path.glob("sightings.db.corrupt-*"))) == 1
     with sqlite3.connect(db) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.slow  # a real daemon through a lock and a full disk (~25 s): CI runs it with -m slow
+def test_a_lock_a_full_disk_or_a_folder_it_may_not_write_never_cost_the_camera(tmp_path, learning_model):
+    """A real daemon writing sightings fast: another program holds the database for 5 s, then the disk fills
+    (RLIMIT_FSIZE on the running daemon) and empties; each pauses recording, said on /latest, while frames and
+    heartbeats go on, and recording resumes. A database folder it may not write: recording off, said, camera on."""
+    import resource
+    import signal
+    import urllib.request
+
+    from tests.helpers import daemon_config, free_port, start_daemon, wait_for
+
+    def run(db, port):
+        return start_daemon(daemon_config(tmp_path, learning_model, _three_species(tmp_path, per=4),
+                                          source={"fps": 30}, smoothing={"window": 1, "enter": 0.3, "stay": 0.3},
+                                          model={"uncertain_below": 0.0}, http={"bind": f"127.0.0.1:{port}"},
+                                          sightings={"db": str(db)}))
+
+    def latest(port) -> dict:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/latest", timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            return {}
+
+    def newest(db) -> float:
+        with sqlite3.connect(db) as connection:
+            return connection.execute("SELECT MAX(end) FROM sightings").fetchone()[0] or 0.0
+
+    events = tmp_path / "events.jsonl"
+    db, port = tmp_path / "sightings.db", free_port()
+    proc = run(db, port)
+    try:
+        assert wait_for(lambda: db.exists() and newest(db) > 0, 60), proc.poll()
+        for fault in ("lock", "full disk"):
+            beats, frames = events.read_text().count('"heartbeat"'), latest(port).get("frame_id", 0)
+            if fault == "lock":
+                other = sqlite3.connect(db, isolation_level=None, timeout=30)
+                other.execute("BEGIN EXCLUSIVE")
+            else:
+                limits = resource.prlimit(proc.pid, resource.RLIMIT_FSIZE)
+                resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (db.stat().st_size, limits[1]))
+            assert wait_for(lambda: "sightings paused" in json.dumps(latest(port).get("problems")), 30), fault
+            time.sleep(2)
+            assert latest(port)["frame_id"] > frames + 20  # the camera goes on
+            if fault == "lock":  # (a full disk stops the events file too: it says so itself, test_daemon.py)
+                assert events.read_text().count('"heartbeat"') > beats
+            if fault == "lock":
+                other.execute("COMMIT")
+                other.close()
+            else:
+                resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, limits)
+            back = time.time()
+            assert wait_for(lambda back=back: "problems" not in latest(port) and newest(db) > back, 30), fault
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    (tmp_path / "state").write_text("a file where the folder should be")  # as a folder it may not write
+    port = free_port()
+    proc = run(tmp_path / "state" / "sightings.db", port)
+    try:
+        assert wait_for(lambda: "sightings off" in json.dumps(latest(port).get("problems")), 60), proc.poll()
+        frames = latest(port)["frame_id"]
+        assert wait_for(lambda: latest(port)["frame_id"] > frames + 20, 20)  # the camera goes on
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

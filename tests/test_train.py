@@ -115,6 +115,7 @@ def test_lr_range_test_writes_plot_and_band(dataset_dir, tmp_path):
     assert len(json.loads((tmp_path / "lr_range_test.json").read_text())["lr"]) > 5
 
 
+@pytest.mark.slow  # a whole training run piped (~25 s): CI runs it with -m slow
 def test_piped_log_shows_progress_and_phases_without_gpu_noise(dataset_dir, tmp_path):
     """stdout is a pipe, as under nohup or tee: plain progress and phase lines, no CUDA/absl start-up lines;
     the default run folder is runs/PRESET-PROTOCOL, and --out names the run folder itself."""

@@ -97,16 +97,18 @@ def embed(classifier, paths: list[Path], advance: Callable[[int], None] = lambda
     their Photos with labels -1, their similarity to the model's classes or None)."""
     ok, embeddings, probs, sims = [], [], [], []
     base = replace_adapter(classifier)
-    for i, (path, result) in enumerate(classifier.classify_many(paths, k=1)):
-        advance(1)
-        if isinstance(result, Exception):
-            on_error(path, result)
-            continue
-        ok.append(i)
-        embeddings.append(result.embedding)
-        probs.append(result.scores)
-        sims.append(result.similarity)
-    replace_adapter(classifier, base)
+    try:
+        for i, (path, result) in enumerate(classifier.classify_many(paths, k=1)):
+            advance(1)
+            if isinstance(result, Exception):
+                on_error(path, result)
+                continue
+            ok.append(i)
+            embeddings.append(result.embedding)
+            probs.append(result.scores)
+            sims.append(result.similarity)
+    finally:  # the classifier gets its adapter back whatever happened (an interrupt included)
+        replace_adapter(classifier, base)
     if not ok:
         raise LearnError("no photo could be read")
     similarity = None if sims[0] is None else np.array(sims, np.float64)

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..model.files import write_atomically
@@ -19,7 +19,7 @@ from .store import Sighting, SightingsError, open_store, prune, upsert
 
 log = logging.getLogger(__name__)
 
-FLUSH_S = 1.0  # the writer's beat: at most this much is lost to a kill
+FLUSH_S = 1.0  # the writer's beat: at most this much (and a frame) is lost to a kill
 FRAMES_KEPT = 2000  # best frames kept beside the database, oldest first out
 FRAME_SIDE = 320  # px: a best frame's long side
 PRUNE_EVERY_S = 86400.0
@@ -43,7 +43,6 @@ class Episode:
     confidence_sum: float = 0.0
     peak: float = -1.0
     best: object = None  # the most confident frame not yet written (an RGB array)
-    staged_at: float = field(default=-1e18)
 
     def sighting(self, model_sha256: str, adapter_sha256: str | None) -> Sighting:
         return Sighting(self.label, self.index, round(self.start, 3), round(self.end, 3), self.frames,
@@ -89,11 +88,9 @@ class Recorder:
         episode.confidence_sum += confidence
         if confidence > episode.peak:
             episode.peak, episode.best = confidence, frame
-        if now - episode.staged_at >= FLUSH_S:
-            self._stage(episode)
+        self._stage(episode)  # its newest state: the writer stores whatever is newest at its beat
 
     def _stage(self, episode: Episode) -> None:
-        episode.staged_at = episode.end
         row = episode.sighting(self.model_sha256, self.adapter_sha256).row()
         with self._lock:
             self._pending[episode.key] = row

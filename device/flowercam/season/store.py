@@ -101,7 +101,10 @@ def open_store(path: Path) -> tuple[sqlite3.Connection, str | None]:
     """Open (or create) the database for writing; a file that is not a sound database is moved aside
     (``NAME.corrupt-TIME``) and a fresh one started. Returns the connection and what was done about a bad file
     (None if nothing). Raises SightingsError when it cannot be opened at all (e.g. a read-only folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file where the folder should be, a folder this user may not write
+        raise SightingsError(f"cannot make {path.parent}: {err.strerror or err}") from None
     note = None
     try:
         db = connect(path)
