@@ -27,9 +27,13 @@ def machine_info() -> dict:
             "versions": versions, "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
 
 
-def header_markdown(info: dict) -> str:
+def header_markdown(info: dict, per_row: bool = False) -> str:
+    """The page's machine, versions and command; ``per_row``: its rows were measured where each says (the page
+    was only rendered here)."""
     v = ", ".join(f"{k} {val}" for k, val in info["versions"].items())
-    return (f"- machine: {info['cpu']}, {info['cores']} cores ({info['machine']})\n"
+    machine = (f"each row's own (its last column); rendered on {info['cpu']}" if per_row else
+               f"{info['cpu']}, {info['cores']} cores ({info['machine']})")
+    return (f"- machine: {machine}\n"
             f"- versions: Python {info['python']}, {v}\n- command: `{info['command']}`\n")
 
 

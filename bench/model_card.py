@@ -58,69 +58,93 @@ def _keras(rows: list[dict], run: str, variant: str = "Keras") -> dict | None:
     return next((r for r in rows if r["run"] == run and r["variant"] == variant), None)
 
 
+def _machine(page: str) -> str:
+    """The CPU a results page names on its ``- machine:`` line ("" for pages without one)."""
+    text = (ROOT / page).read_text()
+    found = re.search(r"^- machine: (.+?), \d+ cores", text, re.M)
+    return found.group(1) if found else ""
+
+
+def _cite(pages: tuple[str, ...], machine: str, measured_on: str | None = None) -> str:
+    """Links to a row's pages; a page measured on another machine than the headline's says which (or the row
+    names ``measured_on`` itself, e.g. a training run's machine)."""
+    cells = []
+    for page in pages:
+        path = f"bench/results/{page}.md" if "/" not in page else page
+        other = measured_on or _machine(path)
+        where = f" (on {other})" if other and other != machine else ""
+        cells.append(f"[{Path(path).name}]({path}){where}")
+    return ", ".join(cells)
+
+
 def headline(f: dict) -> str:
-    """The README's headline section: the shipped model against the seed study and the model it replaced."""
+    """The README's headline section: the shipped model against the seed study and the model it replaced; every
+    row cites the results pages its figures come from."""
     s, b, seed, sc = f["shipped"], f["baseline"], f["seed"], f["sidecar"]
     int8 = next(v for v in seed["variants"] if v["variant"] == "TFLite int8")
     latency = _load("latency")["rows"]
     lite0 = next(r for r in latency if r["model"] == "lite0" and r["precision"] == "int8")
     seed_net = next(r for r in latency if r["model"] == "seed-inceptionv3" and r["precision"] == "int8")
     ms1, ms2 = f["bench"]["1"]["latency_ms"]["mean"], f["bench"]["2"]["latency_ms"]["mean"]
-    default = f["bench"].get("default", f["bench"]["2"])
-    ms_default = default["latency_ms"]["mean"]
     classify = _load("classify_test")
     cost = {r["run"]: r for r in _load("training_cost")["rows"]}.get(sc["run"])
     acc = _load("accuracy")["rows"]
     multi = f["multi"]
     cal = sc["metrics"]["calibration"]
+    machine = _machine("bench/results/shipped_bench.md")
+    card = "device/flowercam/models/MODEL_CARD.md"
     rows = [
-        f"Measured on this project's 2-core x86-64 CI machine ({f['field']['machine']['cpu']}) with the int8 model and "
-        "ai-edge-litert; the seed study's accuracy and size are its published figures, its latency is its "
-        "architecture rebuilt here (InceptionV3 cut at `mixed8` + its head, int8). *field_dev*: 400 everyday "
-        "Flickr photos (sunflower, common dandelion, rose, and tulip, a species the model does not know), used "
-        "to choose settings, never for training.\n",
-        "| | seed study (InceptionV3 cut) | previous flowercam model | **flowercam now** |",
-        "|---|---|---|---|",
-        f"| Oxford test top-1 (6,149 images) | {_pct(int8['test_top1'], 2)} (paper protocol) | "
-        f"{_pct(b['test']['top1'], 2)} | **{_pct(s['test']['top1'], 2)}** |",
-        f"| field_dev known classes top-1 (300 photos) | – | {_pct(b['figures']['field_known_top1'])} | "
-        f"**{_pct(s['figures']['field_known_top1'])}** ({_pct(multi['figures']['field_known_top1'])} with "
-        "`--crops multi`) |",
-        f"| confident-wrong answers, all 400 field_dev photos | – | {_pct(b['figures']['field_confident_wrong'])} | "
-        f"**{_pct(s['figures']['field_confident_wrong'])}** |",
-        f"| unknown species (tulips) answered uncertain | – | {_pct(b['figures']['tulip_uncertain'])} | "
-        f"**{_pct(s['figures']['tulip_uncertain'])}** |",
-        f"| Oxford test images answered uncertain | – | {_pct(b['test']['uncertain'])} | "
-        f"{_pct(s['test']['uncertain'])} |",
-        f"| int8 model size | {int8['size_mb']} MB | {f['field']['bench']['baseline']['model_size_mb']:.2f} MB | "
-        f"**{f['size_mb']:.2f} MB** |",
-        f"| int8 latency here, 2 threads / 1 thread | {f['seed_ms'][2]:.1f} ms / {f['seed_ms'][1]:.1f} ms | – | "
-        f"**{ms2:.2f} ms / {ms1:.2f} ms** (the default, {default['threads']} threads here: {ms_default:.2f} ms) |",
-        f"| multiply-accumulates, parameters (backbone + head) | {seed_net['macs'] / 1e9:.1f} G, "
-        f"{seed_net['params'] / 1e6:.1f} M | {lite0['macs'] / 1e9:.2f} G, {lite0['params'] / 1e6:.1f} M | "
-        f"{lite0['macs'] / 1e9:.2f} G, {lite0['params'] / 1e6:.1f} M |",
-        f"| confidence calibration (test ECE, 15 bins) | – | – | {cal['test_ece_before']:.3f} → "
-        f"{cal['test_ece_after']:.3f} (T = {sc['temperature']:.2f}) |",
-        f"| `flowercam classify --json` over the test split | – | – | {classify['images_per_s']} images/s, peak RSS "
-        f"{classify['peak_rss_mb']} MB, cold start {classify['cold_start_s']['median']} s |",
+        ("Oxford test top-1 (6,149 images)", f"{_pct(int8['test_top1'], 2)} (paper protocol)",
+         _pct(b["test"]["top1"], 2), f"**{_pct(s['test']['top1'], 2)}**", ("field", "accuracy")),
+        ("field_dev known classes top-1 (300 photos)", "–", _pct(b["figures"]["field_known_top1"]),
+         f"**{_pct(s['figures']['field_known_top1'])}** ({_pct(multi['figures']['field_known_top1'])} with "
+         "`--crops multi`)", ("field",)),
+        ("confident-wrong answers, all 400 field_dev photos", "–", _pct(b["figures"]["field_confident_wrong"]),
+         f"**{_pct(s['figures']['field_confident_wrong'])}**", ("field",)),
+        ("unknown species (tulips) answered uncertain", "–", _pct(b["figures"]["tulip_uncertain"]),
+         f"**{_pct(s['figures']['tulip_uncertain'])}**", ("field",)),
+        ("Oxford test images answered uncertain", "–", _pct(b["test"]["uncertain"]), _pct(s["test"]["uncertain"]),
+         ("field",)),
+        ("int8 model size", f"{int8['size_mb']} MB", f"{f['field']['bench']['baseline']['model_size_mb']:.2f} MB",
+         f"**{f['size_mb']:.2f} MB**", ("accuracy", "field", "shipped_bench")),
+        ("int8 latency, 2 threads / 1 thread (`flowercam bench`)", f"{f['seed_ms'][2]:.2f} ms / "
+         f"{f['seed_ms'][1]:.2f} ms", "–", f"**{ms2:.2f} ms / {ms1:.2f} ms**", ("latency", "shipped_bench")),
+        ("multiply-accumulates, parameters (backbone + head)", f"{seed_net['macs'] / 1e6:.0f} M, "
+         f"{seed_net['params'] / 1e6:.2f} M", f"{lite0['macs'] / 1e6:.0f} M, {lite0['params'] / 1e6:.2f} M",
+         f"{lite0['macs'] / 1e6:.0f} M, {lite0['params'] / 1e6:.2f} M", ("latency",)),
+        ("confidence calibration (test ECE, 15 bins)", "–", "–", f"{cal['test_ece_before']:.3f} → "
+         f"{cal['test_ece_after']:.3f} (T = {sc['temperature']:.3f})", (card,)),
+        ("`flowercam classify --json` over the test split", "–", "–", f"{classify['images_per_s']} images/s, peak "
+         f"RSS {classify['peak_rss_mb']} MB, cold start {classify['cold_start_s']['median']} s", ("classify_test",)),
     ]
+    table = [f"| {what} | {a} | {bb} | {now} | {_cite(pages, machine)} |" for what, a, bb, now, pages in rows]
     if cost and cost.get("train_s"):
-        rows.append(f"| training on 2 CPU cores (`build-models train`: cache, both phases) | – | – | "
-                    f"{cost['train_s'] / 60:.0f} min |")
+        table.append(f"| training on 2 CPU cores (`build-models train`: cache, both phases) | – | – | "
+                     f"{cost['train_s'] / 60:.1f} min | {_cite(('training_cost',), machine, cost.get('cpu'))} |")
     others = []
     for preset in ("lite1", "lite2"):
         paper, trainval = _keras(acc, f"{preset}-paper"), _keras(acc, f"{preset}-trainval")
         if paper and trainval:
             others.append(f"{preset} {_pct(paper['test'], 2)} / {_pct(trainval['test'], 2)}")
     lite0_paper, lite0_tv = _keras(acc, "lite0-paper"), _keras(acc, "lite0-trainval")
-    rows += ["",
-             f"Larger backbones did not pay on Oxford (float test top-1, paper / trainval protocol, lite0's recipe): "
-             f"lite0 {_pct(lite0_paper['test'], 2)} / {_pct(lite0_tv['test'], 2)}, {', '.join(others)}; so the "
-             f"shipped model is EfficientNet-Lite0. The int8 model's Edge TPU readiness check: "
-             f"{sc['metrics']['edgetpu_readiness']}. There is no Raspberry Pi or Coral here (and `edgetpu_compiler` "
-             "cannot be installed): for those, compare the multiply-accumulates with published per-device "
-             "benchmarks; we quote none we could not measure."]
-    return "\n".join(rows)
+    from flowercam.model.edgetpu import check_readiness  # noqa: PLC0415 (the device package; light)
+
+    ready = check_readiness(ROOT / "device" / "flowercam" / "models" / "flowercam.tflite").summary()
+    return "\n".join([
+        f"Measured on {machine} (2 cores, x86-64, CPU only) with the int8 model and ai-edge-litert, unless a row "
+        "says where; each row names the results pages its figures come from. The seed study's accuracy and size "
+        "are its published figures, its latency is its architecture rebuilt here (InceptionV3 cut at `mixed8` + "
+        "its head, int8). *field_dev*: 400 everyday Flickr photos (sunflower, common dandelion, rose, and tulip, a "
+        "species the model does not know), used to choose settings, never for training.\n",
+        "| | seed study (InceptionV3 cut) | previous flowercam model | **flowercam now** | from |",
+        "|---|---|---|---|---|", *table, "",
+        f"Larger backbones did not pay on Oxford (float test top-1, paper / trainval protocol, lite0's recipe; "
+        f"{_cite(('accuracy',), machine)}): lite0 {_pct(lite0_paper['test'], 2)} / {_pct(lite0_tv['test'], 2)}, "
+        f"{', '.join(others)}; so the shipped model is EfficientNet-Lite0. The shipped model's Edge TPU readiness "
+        f"(`flowercam info`): {ready}. There is no Raspberry Pi or Coral here (and `edgetpu_compiler` cannot be "
+        "installed): for those, compare the multiply-accumulates with published per-device benchmarks; we quote "
+        "none we could not measure. Its install and answers on the Pi's own OS and CPU architecture are checked "
+        "under emulation: [pi_userland.md](bench/results/pi_userland.md)."])
 
 
 def render_card() -> str:

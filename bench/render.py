@@ -28,6 +28,7 @@ import latency  # noqa: E402
 import learning  # noqa: E402
 import mqtt_session  # noqa: E402
 import own_flowers  # noqa: E402
+import pi_userland  # noqa: E402
 import shipped_bench  # noqa: E402
 import sightings  # noqa: E402
 import summary  # noqa: E402
@@ -41,7 +42,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "field_experiments": field.render_experiments, "clients": clients.render, "own_flowers": own_flowers.render,
     "faults": faults.render, "mqtt": mqtt_session.render, "cache_memory": cache_memory.render,
     "distributed": distributed.render, "learning": learning.render,
-    "fuzz_inputs": fuzz_inputs.render, "sightings": sightings.render,
+    "fuzz_inputs": fuzz_inputs.render, "sightings": sightings.render, "pi_userland": pi_userland.render,
 }
 
 

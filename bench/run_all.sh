@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Rerun the benchmark suite (needs the [build,camera] extras and the dataset in $FLOWERCAM_DATA).
-# Trains lite0, lite1 and lite2 under both protocols if the runs are missing, exports them, ships the trainval int8 model,
-# then writes every file under bench/results/. Takes about 4 hours on a 2-core machine.
+# Rerun the benchmark suite (needs the [build,camera] extras and the dataset in $FLOWERCAM_DATA; root for the last
+# page, the Pi userland under emulation). Trains lite0, lite1 and lite2 under both protocols if the runs are missing,
+# exports them, ships the trainval int8 model, then writes every page under bench/results/ (and the README's figures)
+# on this one machine: each page names it. Takes about 4 hours on a 2-core machine.
+# tests/test_bench_render.py fails when a page under bench/results/ is written by no script called here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${FLOWERCAM_DATA:?set FLOWERCAM_DATA to the Oxford 102 folder}"
@@ -70,5 +72,8 @@ bash bench/docs_figures.sh
 python bench/daemon_soak.py --minutes 10
 python bench/cache_speedup.py
 python bench/data_checks.py
+python bench/fuzz_inputs.py
+python bench/sightings.py
+python bench/pi_userland.py
 python bench/summary.py
 python bench/model_card.py

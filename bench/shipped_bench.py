@@ -23,22 +23,21 @@ def main(fp32: Path = Path("runs/lite0-field-trainval/export/lite0-field_float32
     from flowercam.model.sidecar import BUNDLED_MODEL
 
     flowercam = [sys.executable, "-m", "flowercam", "bench", "--runs", str(runs)]
-    results = {}
-    for threads in ("1", "2", "default"):  # default: what classify and bench use without --threads
-        chosen = [] if threads == "default" else ["--threads", threads]
-        done = subprocess.run([*flowercam, *chosen, "--json"], capture_output=True, text=True, check=True)
-        results[threads] = json.loads(done.stdout)
+
+    def bench(*options: str) -> dict:
+        done = subprocess.run([*flowercam, *options, "--json"], capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+
+    default = bench()  # what classify and bench use without --threads
+    results = {str(default["threads"]): default}
+    for threads in ("1", "2"):
+        if threads not in results:
+            results[threads] = bench("--threads", threads)
     table = subprocess.run([*flowercam, "--threads", "2", "-m", str(BUNDLED_MODEL), "-m", str(fp32)],
                            capture_output=True, text=True, check=True).stdout if fp32.is_file() else ""
-    previous = out / "shipped_bench.json"
-    if not table and previous.is_file():  # the float32 model is not here: keep the last comparison, said so
-        old = json.loads(previous.read_text())
-        table = old.get("int8_vs_float32", "")
-        carried = old.get("int8_vs_float32_measured") or f"by an earlier run on {old['machine']['cpu']}"
-    else:
-        carried = None
-    data = {"machine": machine_info(), "runs": runs, "bench": results, "int8_vs_float32": table,
-            "int8_vs_float32_measured": carried}
+    data = {"machine": machine_info(), "runs": runs, "default_threads": default["threads"],
+            "bench": dict(sorted(results.items(), key=lambda kv: int(kv[0]))), "int8_vs_float32": table,
+            "float32": str(fp32)}
     write_results(out, "shipped_bench", data, render)
 
 
@@ -49,18 +48,20 @@ def render(data: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for threads, r in data["bench"].items():
         lat = r["latency_ms"]
-        threads = f"default ({r['threads']})" if threads == "default" else threads
+        threads = f"{threads} (the default here)" if int(threads) == data["default_threads"] else threads
         lines.append(f"| {threads} | {lat['mean']:.2f} | {lat['p50']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | "
                      f"{r['throughput_ips']} | {r['init_ms']:.1f} | {r['peak_rss_mb']} |")
     for threads, r in data["bench"].items():
-        option = "" if threads == "default" else f" --threads {threads}"
+        option = "" if int(threads) == data["default_threads"] else f" --threads {threads}"
         lines += [f"\n## `flowercam bench --json{option}` ({data['runs']} runs)\n", "```json",
                   json.dumps(r), "```"]
+    lines.append("\n## Shipped int8 vs its float32, interleaved in one process (2 threads)\n")
     if data["int8_vs_float32"]:
-        when = f" (measured {data['int8_vs_float32_measured']}; the float32 model was not there for this run)" \
-            if data.get("int8_vs_float32_measured") else ""
-        lines += [f"\n## Shipped int8 vs its float32, interleaved in one process (2 threads){when}\n", "```",
-                  data["int8_vs_float32"].rstrip("\n"), "```"]
+        lines += ["```", data["int8_vs_float32"].rstrip("\n"), "```"]
+    else:
+        lines.append(f"Not measured in this run: its float32 model (`{data['float32']}`) comes from training the run "
+                     "(bench/run_all.sh); `latency.md` compares float32, float16 and int8 of each preset on one "
+                     "machine.")
     return "\n".join(lines) + "\n"
 
 

@@ -84,7 +84,7 @@ def main(runs: Path = Path("runs"), records: Path = Path("bench/records"), out: 
             (records / f"{run.name}.json").write_text(json.dumps(collect(run), indent=2) + "\n")
     kept = [json.loads(p.read_text()) for p in sorted(records.glob("*.json"))]
     info = machine_info()
-    accuracy = {"machine": info, "rows": [row for r in kept for row in r["accuracy"]]}
+    accuracy = {"machine": info, "rows": [{**row, "cpu": r["cost"].get("cpu")} for r in kept for row in r["accuracy"]]}
     cost = {"machine": info, "rows": [r["cost"] for r in kept]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.json").write_text(json.dumps(accuracy, indent=2) + "\n")
@@ -97,33 +97,36 @@ def render_accuracy(data: dict) -> str:
     """accuracy.md from accuracy.json."""
     acc_rows = data["rows"]
     lines = ["# Accuracy and size: every trained preset × {Keras, TFLite float32, float16, int8}\n",
-             header_markdown(data["machine"]),
+             header_markdown(data["machine"], per_row=True),
              "\nTop-1 on the official splits (val 1,020, test 6,149 images), TFLite numbers measured with the "
              "interpreter. *Agreement*: share of test images where the TFLite top-1 equals the Keras top-1. "
              "Under the trainval protocol val is training data. The seed study's rows are its published figures "
              f"({seed_study()['source']}).\n",
-             "| model | variant | size MB | val top-1 | test top-1 | agreement with Keras |",
-             "|---|---|---|---|---|---|",
+             "| model | variant | size MB | val top-1 | test top-1 | agreement with Keras | measured on |",
+             "|---|---|---|---|---|---|---|",
              *seed_rows()]
     lines += [f"| {r['name']} | {r['variant']} | {r['size_mb']:.2f} | {r['val']:.2%} | {r['test']:.2%} | "
-              f"{_pct(r['agreement'])} |" for r in acc_rows]
+              f"{_pct(r['agreement'])} | {r.get('cpu') or 'n/a'} |" for r in acc_rows]
     lines += _protocol_table(acc_rows)
     return "\n".join(lines) + "\n"
 
 
 def render_cost(data: dict) -> str:
     """training_cost.md from training_cost.json."""
-    lines = ["# Training cost on this machine (full build per preset)\n", header_markdown(data["machine"]),
+    lines = ["# Training cost (full build per preset)\n", header_markdown(data["machine"], per_row=True),
              "\nThe runs recorded here shared the 2 cores with other jobs (tests, exports) for part of their time, "
              "so the times are upper bounds. *train + evaluate*: the whole `build-models train` process, including "
              "loading images and evaluating val and test. Peak RSS is the process maximum (`/usr/bin/time -v`).\n",
-             "\n| run | cache s | phase 1 s | phase 2 s | train + evaluate, process wall | peak RSS | trained on |",
-             "|---|---|---|---|---|---|---|"]
+             "\n| run | cache s | phase 1 s | phase 2 s | train (cache + phases) | train + evaluate, process wall | "
+             "peak RSS | trained on |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
         t = r["timings"]
         wall = f"{r['process_wall_s'] / 60:.1f} min" if r["process_wall_s"] else "n/a"
+        train = f"{r['train_s'] / 60:.1f} min" if r.get("train_s") else "n/a"
         lines.append(f"| {r['name']} | {t.get('cache_s', 0):.0f} | {t.get('phase1_s', 0):.0f} | "
-                     f"{t.get('phase2_s', 0):.0f} | {wall} | {r['peak_rss_gb'] or 'n/a'} GB | {r.get('cpu', '')} |")
+                     f"{t.get('phase2_s', 0):.0f} | {train} | {wall} | {r['peak_rss_gb'] or 'n/a'} GB | "
+                     f"{r.get('cpu', '')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +138,7 @@ def seed_study() -> dict:
 def seed_rows() -> list[str]:
     seed = seed_study()
     return [f"| seed study ({seed['model']}, paper protocol) | {v['variant']} | {v['size_mb']} | – | "
-            f"{v['test_top1']:.2%} | – |" for v in seed["variants"]]
+            f"{v['test_top1']:.2%} | – | as published |" for v in seed["variants"]]
 
 if __name__ == "__main__":
     typer.run(main)

@@ -101,6 +101,7 @@ def add_embedding_output(model_path, description: str | None = None) -> dict:
     import dataclasses
     from pathlib import Path
 
+    from flowercam.model.edgetpu import check_readiness
     from flowercam.model.runtime import make_interpreter
     from flowercam.model.sidecar import read_sidecar, sha256_file, write_sidecar
 
@@ -118,8 +119,10 @@ def add_embedding_output(model_path, description: str | None = None) -> dict:
     details = interpreter.get_output_details()
     roles = output_roles([int(np.prod(d["shape"])) for d in details], len(old.labels))
     specs = [tensor_spec(details[i]) for i in (roles.classes, roles.similarity, roles.embedding)]
+    metrics = {**old.metrics, "size_mb": round(path.stat().st_size / 1e6, 3),  # measured on the new file
+               "edgetpu_readiness": check_readiness(path).summary()}
     sidecar = dataclasses.replace(old, sha256=sha256_file(path), output=specs[0], similarity=specs[1],
-                                  embedding=specs[2])
+                                  embedding=specs[2], metrics=metrics)
     write_sidecar(path, sidecar)
     return json.loads(sidecar.to_json())
 

@@ -156,3 +156,37 @@ def test_the_readme_serves_the_pi_owner_first_and_its_links_resolve():
     for page in (root / "README.md", *sorted((root / "docs").glob("*.md"))):
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), (page.name, target)
+
+
+def test_the_workflow_uses_only_run_folders_its_commands_create():
+    """docs/building.md's workflow block: every runs/NAME it reads is made by a train command before it (it read
+    runs/lite0-trainval, which none of them made)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "building.md").read_text()
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    made: set[str] = set()
+    for line in block.splitlines():
+        command = line.split("#", 1)[0]
+        for found in re.finditer(r"build-models train (\S+)(?:.*?--protocol (\S+))?", command):
+            made.add(f"{found.group(1)}-{found.group(2) or 'paper'}")
+        for name in re.findall(r"runs/([\w.-]+)", re.sub(r"build-models train .*", "", command)):
+            assert name in made, f"workflow reads runs/{name} before any command makes it: {line.strip()}"
+
+
+def test_ci_checks_the_pi_userland_and_its_page_says_what_it_proves():
+    """CI runs the arm64 check (`.ci/pi_userland.sh`: bench/pi_userland.py under QEMU, about 4 minutes; its own
+    exit status fails CI); the committed page is its last run, with the answers equal for both Pi CPU profiles."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert "bash .ci/pi_userland.sh" in (root / ".ci" / "run").read_text()
+    script = (root / ".ci" / "pi_userland.sh").read_text()
+    assert "timeout" in script and "SKIPPED" in script and "--only-binary" not in script  # bounded; said when skipped
+    data = json.loads((root / "bench" / "results" / "pi_userland.json").read_text())
+    assert data["ok"] and set(data["profiles"]) == {"Pi 5 (Cortex-A76)", "Pi 4 (Cortex-A72)"}
+    assert all(w.endswith(("_aarch64.whl", "-none-any.whl")) for w in data["install"]["wheels"])
+    readme = (root / "README.md").read_text()
+    assert "pi_userland.md" in readme and "not its speed, the camera or the Coral" in readme

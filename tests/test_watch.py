@@ -66,3 +66,35 @@ def test_picamera_absent_is_a_clear_error(tiny_model):
     # No Pi camera exists here; this checks the message, not the camera.
     done = run_cli("watch", "-s", "picamera2", "-m", str(tiny_model))
     assert done.returncode == 1 and "picamera2" in done.stderr and "Traceback" not in done.stderr
+
+
+def _clip(path, fps: int, frames: int):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), (20 + 10 * i) % 256, np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_video_file_plays_at_its_own_speed(tmp_path, tiny_model):
+    """A 2 fps video under --fps 5 gives 2 frames a second (it gave 5: faster than real time); a 25 fps one gives
+    at most 5, dropping those between, as a camera; --every-frame classifies every frame at --fps."""
+    import time
+
+    slow = _clip(tmp_path / "two_fps.avi", 2, 6)  # 3 s of video
+    start = time.monotonic()
+    done = run_cli("watch", "-s", str(slow), "-m", str(tiny_model), "--fps", "5", "--json")
+    took = time.monotonic() - start
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0 and len(rows) == 6, done.stderr
+    assert rows[-1]["fps"] <= 2.1 and took >= 2.5  # frames at 0, 0.5, ... 2.5 s
+    fast = _clip(tmp_path / "twentyfive_fps.avi", 25, 50)  # 2 s of video
+    rows = [json.loads(line) for line in run_cli("watch", "-s", str(fast), "-m", str(tiny_model), "--fps", "5",
+                                                  "--json").stdout.splitlines()]
+    assert 8 <= len(rows) <= 11 and rows[-1]["fps"] <= 5.3
+    even = _clip(tmp_path / "ten_fps.avi", 10, 10)  # its rate is the cap: every frame kept (video time decides)
+    assert len(run_cli("watch", "-s", str(even), "-m", str(tiny_model), "--fps", "10", "--json").stdout.splitlines()) \
+        == 10
+    every = run_cli("watch", "-s", str(slow), "-m", str(tiny_model), "--fps", "20", "--every-frame", "--json")
+    rows = [json.loads(line) for line in every.stdout.splitlines()]
+    assert len(rows) == 6 and rows[-1]["fps"] > 10

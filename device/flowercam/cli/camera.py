@@ -31,6 +31,9 @@ def watch(
     edgetpu: EdgeTpuOpt = False,
     fps: Annotated[float, typer.Option(min=0.1, max=120, help="Classify at most this often.")] = 5.0,
     max_frames: Annotated[int | None, typer.Option(min=1, help="Stop after this many classifications.")] = None,
+    every_frame: Annotated[bool, typer.Option("--every-frame", help="A video file: classify its every frame in "
+                                              "turn, as fast as --fps allows (default: play it at its own speed, "
+                                              "as a camera).")] = False,
     as_json: JsonOpt = False,
     crops: CropsOpt = None,
     adapter: AdapterOpt = None,
@@ -46,7 +49,7 @@ def watch(
     classifier = open_classifier(model, threads, edgetpu, crops=crops, adapter=adapter)
     try:
         with open_source(source) as frames:
-            count, ended = watch_loop(classifier, frames, fps, max_frames, as_json, typer.echo)
+            count, ended = watch_loop(classifier, frames, fps, max_frames, as_json, typer.echo, every_frame)
     except SourceError as err:
         raise fail(str(err), 1) from None
     except KeyboardInterrupt:

@@ -14,13 +14,13 @@ LABEL_COLUMN = 30  # characters of the label column; a longer answer is cut with
 
 
 def watch_loop(classifier: Classifier, source: FrameSource, fps: float, max_frames: int | None, as_json: bool,
-               echo: Callable[[str], None]) -> tuple[int, bool]:
+               echo: Callable[[str], None], every_frame: bool = False) -> tuple[int, bool]:
     """Classify frames until the source ends or ``max_frames``; returns (how many were classified, whether the
     source ended). The rate shown is over the classifications so far (none on the first line). Frames come
     paced as the daemon's (:func:`~flowercam.sources.pacing.paced_frames`); the wait is reported as
     ``wait_ms``, apart from the capture (``latency_ms.decode``).
     """
-    count, first, frames = 0, 0.0, paced_frames(source, Pacer(fps))
+    count, first, frames = 0, 0.0, paced_frames(source, Pacer(fps), every_frame=every_frame)
     while max_frames is None or count < max_frames:
         paced = next(frames, None)
         if paced is None:

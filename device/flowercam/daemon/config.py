@@ -38,6 +38,7 @@ class SourceConfig:
     uri: str = "picamera2"  # or "opencv:0", a video file, a stream URL
     fps: float = 5.0  # classify at most this often
     loop: bool = False  # a video file that ends starts again at once (demos, soak tests)
+    every_frame: bool = False  # a video file's every frame in turn (as fast as fps allows), not at its own speed
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 60.0
 

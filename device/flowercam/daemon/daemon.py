@@ -231,7 +231,8 @@ class Daemon:
         self.metrics.source_down(False)
         self.outputs.emit("source", state="connected", uri=self.uri)
         self.outputs.ready()
-        frames = paced_frames(source, self.pacer, self._sleep)  # a file's frames each when due (the sleep pings)
+        frames = paced_frames(source, self.pacer, self._sleep,  # a file's frames when due (the sleep pings)
+                              every_frame=self.config.source.every_frame)
         try:
             while not self.stopping and not self._reopen:
                 self._ping()

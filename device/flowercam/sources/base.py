@@ -32,6 +32,11 @@ class FrameSource(ABC):
     def close(self) -> None:
         """Release the device or file; safe to call twice."""
 
+    def video_time_s(self) -> float | None:
+        """Where the frame just read lies in a video file's own time (seconds from its start); None for a camera,
+        a stream, or a file that does not say."""
+        return None
+
     def __enter__(self) -> FrameSource:
         self.open()
         return self

@@ -69,6 +69,14 @@ class OpenCVSource(FrameSource):
             self.bad_frames += 1
         return None
 
+    def video_time_s(self) -> float | None:
+        if self.live or self._capture is None:
+            return None
+        import cv2
+
+        position = self._capture.get(cv2.CAP_PROP_POS_MSEC)  # after read(): the frame just read
+        return position / 1000 if position >= 0 else None
+
     def _bad_frame(self, cv2, since: float) -> bool:
         """Whether a failed read was one undecodable frame to skip (rather than the end or a lost source): in a
         file, a frame before the last; in a stream, failures that come fast (a lost stream fails by timeout)."""

@@ -46,20 +46,38 @@ class Paced:
     wait_s: float = 0.0
 
 
-def paced_frames(source: FrameSource, pacer: Pacer, sleep: Callable[[float], None] = time.sleep) -> Iterator[Paced]:
+def paced_frames(source: FrameSource, pacer: Pacer, sleep: Callable[[float], None] = time.sleep,
+                 every_frame: bool = False) -> Iterator[Paced]:
     """Read ``source`` until it ends, pacing what is classified: a camera is read continuously (frames between
-    classifications come as dropped, so the one classified is fresh), a video file frame by frame, each after
-    ``sleep`` until it is due. What ``source.read`` raises is the caller's."""
+    classifications come as dropped, so the one classified is fresh); a video file plays at its own speed, each
+    frame read when its time comes and kept when one ``pacer`` period of video time has passed since the last one
+    kept (a 2 fps video gives 2 frames a second, a 25 fps one 5 at a 5 fps cap, the others dropped as a camera's);
+    with ``every_frame``, or a file that gives no times, a file's every frame is classified in turn, each after
+    ``sleep`` until the pacer allows. What ``source.read`` raises is the caller's."""
+    origin = last = kept = None  # the clock time of the video's 0 s; the last frame's video time; the last kept
     while True:
         t0 = time.monotonic()
         frame = source.read()
         capture_ms = (time.monotonic() - t0) * 1e3
         if frame is None:
             return
-        wait = pacer.admit(source.live)
-        if wait is None:
+        at = None if source.live or every_frame else source.video_time_s()
+        if at is None:
+            wait = pacer.admit(source.live)
+            if wait is None:
+                yield Paced(None, capture_ms)
+                continue
+            sleep(wait)
+            pacer.start()
+            yield Paced(frame, capture_ms, wait)
+            continue
+        if origin is None or last is None or at < last:  # the first frame, or the video started again
+            origin, kept = time.monotonic() - at, None
+        last = at
+        sleep(max(0.0, origin + at - time.monotonic()))
+        if kept is not None and at - kept < pacer.period - 1e-3:  # video time, so a 10 fps file at 10 keeps all
             yield Paced(None, capture_ms)
             continue
-        sleep(wait)
+        kept = at
         pacer.start()
-        yield Paced(frame, capture_ms, wait)
+        yield Paced(frame, capture_ms)
