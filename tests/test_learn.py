@@ -282,3 +282,27 @@ def test_daemon_config_names_the_adapter_and_checks_it(tmp_path, learning_model,
     (tmp_path / "bad.npz").write_bytes(b"broken")
     config = daemon_config(tmp_path, learning_model, video, model={"adapter": str(tmp_path / "bad.npz")})
     _one_line_error(run_cli("daemon", "--config", str(config), "--check-config"), "adapter")
+
+
+def test_the_nearest_references_are_those_of_a_brute_force_search():
+    """Adapter.nearest (one product, then each class's maximum) gives, for every photo and class, the cosine to the
+    nearest owner photo of the class and to the nearest reference of any other class, as a search over every
+    reference does; with classes that have no owner photo, no anchor, or neither."""
+    import dataclasses
+
+    from flowercam.learning.fit import fit
+
+    rng = np.random.default_rng(3)
+    photos = _blobs(rng)
+    adapter = fit(_join([photos(0, 6), photos(5, 3, base_label=1)]), _join([photos(c, 4) for c in (0, 1, 2, 4)]),
+                  tuple("abcdef"), 5, "sha")
+    refs = rng.normal(size=adapter.references.shape).astype(np.float32)
+    adapter = dataclasses.replace(adapter, references=refs / np.linalg.norm(refs, axis=1, keepdims=True))
+    x = rng.normal(size=(30, refs.shape[1])).astype(np.float32)
+    near = adapter.nearest(x / np.linalg.norm(x, axis=1, keepdims=True))
+    sims = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ adapter.references.T
+    for c in range(len(adapter.labels)):
+        mine = (adapter.reference_labels == c) & adapter.reference_owner
+        others = adapter.reference_labels != c
+        assert np.array_equal(near.own[:, c], np.where(mine, sims, -1.0).max(axis=1, initial=-1.0))
+        assert np.array_equal(near.other(np.full(len(x), c)), np.where(others, sims, -1.0).max(axis=1, initial=-1.0))

@@ -365,6 +365,11 @@ def test_a_corrupt_adapter_at_start_costs_the_learning_not_the_camera(tmp_path, 
         events = tmp_path / "events.jsonl"
         assert wait_for(lambda: any('"heartbeat"' in line and "learning off" in line
                                     for line in events.read_text().splitlines()), 20)
+        proc.send_signal(signal.SIGHUP)  # the same config, its adapter now moved aside: the reload still applies
+        assert wait_for(lambda: '"reload"' in events.read_text(), 20)
+        reload = next(json.loads(line) for line in events.read_text().splitlines() if '"reload"' in line)
+        assert reload["ok"] is True, reload  # it failed: "adapter not found"
+        assert "learning off" in health() and _latest_label(base) != ""
     finally:
         browser.quit()
         proc.send_signal(signal.SIGTERM)

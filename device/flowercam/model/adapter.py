@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,37 @@ class Answers:
     similarity: np.ndarray
     uncertain_below: np.ndarray
     similarity_below: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """The references ordered for :meth:`Adapter.nearest`: the owner's photos (the first ``owners``), then the
+    anchors, each part by class; a part's classes and where each class's run starts."""
+
+    references: np.ndarray
+    owners: int
+    owner_labels: np.ndarray
+    owner_starts: np.ndarray
+    anchor_labels: np.ndarray
+    anchor_starts: np.ndarray
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """For N photos: ``own`` (N, C) the cosine to the nearest owner photo of each class (-1: none); the class of
+    the nearest reference (``first``), its cosine (``best``) and the nearest of any other class (``second``)."""
+
+    own: np.ndarray
+    first: np.ndarray
+    best: np.ndarray
+    second: np.ndarray
+
+    def other(self, classes: np.ndarray) -> np.ndarray:
+        """The cosine to the nearest reference (owner photo or anchor) of a class other than ``classes``: (N,) for
+        one class per photo, or (N, K) for (1, K) or (N, K) classes."""
+        if classes.ndim == 1:
+            return np.where(self.first == classes, self.second, self.best)
+        return np.where(self.first[:, None] == classes, self.second[:, None], self.best[:, None])
 
 
 @dataclass(frozen=True)
@@ -117,26 +149,47 @@ class Adapter:
         mixed[:, self._rows] += taught
         return np.log(np.maximum(mixed, EPS * EPS))
 
-    @property
+    @cached_property
     def _rows(self) -> np.ndarray:
         return np.flatnonzero(self.taught)
 
-    def neighbours(self, sims: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """From the cosines (N, R) of N photos to the references, per photo and class (N,): the nearest owner photo
-        of that class, and the nearest reference of any other class (owner photos and anchors); -1 where none."""
-        same = self.reference_labels[np.newaxis, :] == classes[:, np.newaxis]
-        own = np.where(same & self.reference_owner, sims, -1.0).max(axis=1, initial=-1.0)
-        other = np.where(~same, sims, -1.0).max(axis=1, initial=-1.0)
-        return own, other
+    @cached_property
+    def _grouped(self) -> _Grouped:
+        """The references ordered owner photos first, each part by class (computed once, on first use)."""
+        parts = []
+        for owner in (True, False):
+            index = np.flatnonzero(self.reference_owner == owner)
+            index = index[np.argsort(self.reference_labels[index], kind="stable")]
+            labels = self.reference_labels[index]
+            starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if len(labels) else np.zeros(0, int)
+            parts.append((index, labels[starts], starts))
+        (owner, owner_labels, owner_starts), (anchors, anchor_labels, anchor_starts) = parts
+        return _Grouped(np.ascontiguousarray(self.references[np.concatenate([owner, anchors])]), len(owner),
+                        owner_labels, owner_starts, anchor_labels, anchor_starts)
 
-    def _supported(self, sims: np.ndarray) -> np.ndarray:
+    def nearest(self, embedding: np.ndarray) -> Nearest:
+        """For unit embeddings (N, D): each class's nearest owner photo and nearest reference (one matrix product
+        with the references, then the maximum of each class's run)."""
+        g = self._grouped
+        sims = np.asarray(embedding, np.float32) @ g.references.T  # (N, R) float32
+        own = np.full((len(sims), len(self.labels)), -1.0, np.float32)
+        if g.owners:
+            own[:, g.owner_labels] = np.maximum(np.maximum.reduceat(sims[:, :g.owners], g.owner_starts, axis=1), -1)
+        every = own.copy()
+        if len(g.anchor_labels):
+            anchors = np.maximum.reduceat(sims[:, g.owners:], g.anchor_starts, axis=1)
+            every[:, g.anchor_labels] = np.maximum(every[:, g.anchor_labels], anchors)
+        first = every.argmax(axis=1)
+        rows = np.arange(len(sims))
+        best = every[rows, first]
+        every[rows, first] = -1.0
+        return Nearest(own, first, best, every.max(axis=1, initial=-1.0))
+
+    def _supported(self, near: Nearest) -> np.ndarray:
         """(N, T): whether each photo is not nearer to another class's photos (anchors or owner's), by more than
         ``gate_slack``, than to the owner's photos of each taught class."""
-        out = np.zeros((len(sims), len(self._rows)), bool)
-        for j, c in enumerate(self._rows):
-            own, other = self.neighbours(sims, np.full(len(sims), c))
-            out[:, j] = own >= other - self.gate_slack
-        return out
+        rows = self._rows
+        return near.own[:, rows] >= near.other(rows[np.newaxis, :]) - self.gate_slack
 
     def answers(self, probs: np.ndarray, embedding: np.ndarray, base_similarity: np.ndarray | None,
                 base_rule: tuple[float, float | None]) -> Answers:
@@ -144,11 +197,11 @@ class Adapter:
         similarity (N,) or None; ``base_rule`` is the model's (uncertain_below, similarity_below), kept for answers
         of classes nobody taught."""
         embedding = np.asarray(embedding, np.float32)
-        sims = embedding @ self.references.T  # (N, R) float32
-        p = softmax(self.logits(probs, embedding, self._supported(sims)))
+        near = self.nearest(embedding)
+        p = softmax(self.logits(probs, embedding, self._supported(near)))
         best = p.argmax(axis=1)
         taught = self.taught[best]
-        own, other = self.neighbours(sims, best)
+        own, other = near.own[np.arange(len(p)), best], near.other(best)
         base_sim = np.full(len(p), np.nan) if base_similarity is None else np.asarray(base_similarity, float)
         base_below = np.nan if base_rule[1] is None else float(base_rule[1])
         return Answers(p, np.where(taught, own, base_sim),
