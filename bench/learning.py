@@ -299,6 +299,9 @@ def readme_block(result: dict) -> str:
     unsure = [_mean(d, "test_uncertain") for d in four.values()]
     drop = max(d["worst_untaught_drop"] for rows in (four, blind) for draws in rows.values() for d in draws)
     few = min(blind)
+    few_right = _mean(blind[few], "known_confident_right")
+    few_text = ("helps a little" if few_right >= base["known_confident_right"] else
+                "is more hesitant than the model alone")
     return (f"Taught all four (tulip is a new class), field_dev's known classes go from "
             f"{_pct(base['known_top1'])} top-1 (the model alone) to {_pct(_mean(four[20], 'known_top1'))} at 20 photos "
             f"per class and {_pct(_mean(four[top], 'known_top1'))} with all {top}; tulips to "
@@ -312,9 +315,8 @@ def readme_block(result: dict) -> str:
             f"{_pct(min(tests))}–{_pct(max(tests))} top-1 (the model alone: {_pct(base['test_top1'])}) with "
             f"{_pct(min(unsure))}–{_pct(max(unsure))} answered uncertain ({_pct(base['test_uncertain'])}), and the "
             f"untaught Oxford class that suffers most loses up to {_pct(drop)} of its test top-1 (worst draw). With "
-            f"{few} photo a class it is more hesitant than the model alone "
-            f"({_pct(_mean(blind[few], 'known_confident_right'))} confident and right); `flowercam learn` says so "
-            f"below 20 photos a class. Learning all of garden_pool "
+            f"{few} photo a class it {few_text} ({_pct(few_right)} confident and right); `flowercam learn` says that "
+            f"it needs 20 photos a class for a stronger change. Learning all of garden_pool "
             f"({top * len(FOLDERS)} photos) takes {c['learn_wall_s']} s and {c['learn_peak_rss_mb']:.0f} MB; the "
             f"adapter adds {c['bench']['adapter_share']:.1%} to an inference.")
 

@@ -303,6 +303,25 @@ def test_the_nearest_references_are_those_of_a_brute_force_search():
     sims = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ adapter.references.T
     for c in range(len(adapter.labels)):
         mine = (adapter.reference_labels == c) & adapter.reference_owner
+        models = (adapter.reference_labels == c) & ~adapter.reference_owner
         others = adapter.reference_labels != c
         assert np.array_equal(near.own[:, c], np.where(mine, sims, -1.0).max(axis=1, initial=-1.0))
+        assert np.array_equal(near.model[:, c], np.where(models, sims, -1.0).max(axis=1, initial=-1.0))
         assert np.array_equal(near.other(np.full(len(x), c)), np.where(others, sims, -1.0).max(axis=1, initial=-1.0))
+
+
+def test_what_the_model_was_sure_of_stays_sure_after_learning():
+    """A taught class's photo like the model's own training photos of it (not like the owner's, taken in another
+    style), which the model alone answered confidently, is still answered confidently after learning (it became
+    "uncertain": one garden photo a class made the camera less sure than the model alone on Oxford's roses)."""
+    from flowercam.learning.fit import Photos, fit, predict
+    from flowercam.model.scores import is_uncertain
+
+    photos = _blobs(np.random.default_rng(2))
+    anchors = _join([photos(c, 10) for c in range(5)])
+    garden = photos(6, 20, base_label=0)  # the owner's class 0, in another style than the model's photos of it
+    own = _join([Photos(garden.embeddings, garden.probs, np.zeros(20, int)), photos(1, 20)])
+    adapter = fit(own, anchors, tuple("abcde"), 5, "sha")
+    a = predict(adapter, photos(0, 20), None, BASE_RULE)
+    assert (a.probabilities.argmax(1) == 0).all()
+    assert not is_uncertain(a.probabilities.max(1), a.similarity, a.uncertain_below, a.similarity_below).any()

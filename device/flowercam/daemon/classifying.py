@@ -44,3 +44,17 @@ def starting_classifier(config: Config) -> tuple[Classifier, str | None]:
                 problem += f" (could not move it aside: {move.strerror})"
         log.error("%s", problem)
         return classifier_for(config, with_adapter=False), problem
+
+
+def reloaded_classifier(config: Config, running: Classifier) -> tuple[Classifier, str | None]:
+    """The classifier a reloaded config names, and what was given up for it. An adapter that cannot be used fails
+    the reload while a working one is in force (``running``'s is kept); when the camera already runs without one
+    (it was broken at start, or is still missing), the rest of the config is applied and learning stays off."""
+    try:
+        return classifier_for(config), None
+    except AdapterError as err:
+        if running.adapter is not None:
+            raise
+        problem = f"learning off, running the model alone: {err}"
+        log.error("reload: %s", problem)
+        return classifier_for(config, with_adapter=False), problem

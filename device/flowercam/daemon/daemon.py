@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from ..errors import FlowercamError
-from ..model.adapter import Adapter, AdapterError
+from ..model.adapter import Adapter
 from ..model.classifier import Classifier
 from ..season.recorder import Recorder
 from ..sources import SourceError, open_in_background, redact, scrub
 from ..sources.pacing import Pacer, paced_frames
-from .classifying import classifier_for
+from .classifying import classifier_for, reloaded_classifier
 from .config import Config, ConfigError, load_config
 from .events import EventWriter
 from .metrics import Metrics, stall_seconds
@@ -149,7 +149,7 @@ class Daemon:
             if self.config_path is None:
                 raise ConfigError("no config file to reload")
             config = load_config(self.config_path)
-            classifier, adapter_problem = self._reloaded_classifier(config)
+            classifier, adapter_problem = reloaded_classifier(config, self.classifier)
         except FlowercamError as err:
             log.error("reload failed, still running the previous config and model: %s", err)
             self.outputs.emit("reload", ok=False, error=str(err))
@@ -166,19 +166,6 @@ class Daemon:
         self.notifier.send("READY=1")
         self.outputs.status()
         return True
-
-    def _reloaded_classifier(self, config: Config) -> tuple[Classifier, str | None]:
-        """The classifier a reloaded config names. An adapter that cannot be used fails the reload while a working
-        one is in force (it is kept); when the camera already runs without one (it was broken at start, or is
-        still missing), the rest of the config is applied and learning stays off, said as at start."""
-        try:
-            return classifier_for(config), None
-        except AdapterError as err:
-            if self.classifier.adapter is not None:
-                raise
-            problem = f"learning off, running the model alone: {err}"
-            log.error("reload: %s", problem)
-            return classifier_for(config, with_adapter=False), problem
 
     def _apply(self, plan: Reload, classifier: Classifier) -> None:
         """Swap in what the reload applied: the source, pacing and stall limit, smoothing, the review's pace and

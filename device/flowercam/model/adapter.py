@@ -22,7 +22,10 @@ the model's embedding output and its calibrated probabilities and gives probabil
 of that class: its nearest owner photo of the answered class must be closer than a floor (the typical nearest
 distance of the model's own training photos of *other* species to those owner photos) and not much farther than
 the nearest photo of any other class (the anchors and the owner's other classes). A class nobody taught keeps the
-model's own rule. So a species nobody taught, answered as a taught class, stays "uncertain".
+model's own rule. So a species nobody taught, answered as a taught class, stays "uncertain". And learning never
+makes the camera less sure than the model alone where the model was right to be: an answer the model alone gave
+confidently, for a photo nearer to the model's own training photos of that class than to any other class's
+photos, stays confident (the owner's photos, taken in another style, need not resemble it).
 
 One ``.npz`` file holds it all (no pickles), written atomically; it names the base model's sha256 and is refused
 for any other model.
@@ -40,7 +43,8 @@ import numpy as np
 
 from ..errors import FlowercamError
 from .files import write_atomically
-from .scores import softmax
+from .neighbours import Nearest, References
+from .scores import is_uncertain, softmax
 
 FORMAT = "flowercam-adapter/2"
 KINDS = ("gate", "residual", "prototypes")
@@ -63,37 +67,6 @@ class Answers:
     similarity: np.ndarray
     uncertain_below: np.ndarray
     similarity_below: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Grouped:
-    """The references ordered for :meth:`Adapter.nearest`: the owner's photos (the first ``owners``), then the
-    anchors, each part by class; a part's classes and where each class's run starts."""
-
-    references: np.ndarray
-    owners: int
-    owner_labels: np.ndarray
-    owner_starts: np.ndarray
-    anchor_labels: np.ndarray
-    anchor_starts: np.ndarray
-
-
-@dataclass(frozen=True)
-class Nearest:
-    """For N photos: ``own`` (N, C) the cosine to the nearest owner photo of each class (-1: none); the class of
-    the nearest reference (``first``), its cosine (``best``) and the nearest of any other class (``second``)."""
-
-    own: np.ndarray
-    first: np.ndarray
-    best: np.ndarray
-    second: np.ndarray
-
-    def other(self, classes: np.ndarray) -> np.ndarray:
-        """The cosine to the nearest reference (owner photo or anchor) of a class other than ``classes``: (N,) for
-        one class per photo, or (N, K) for (1, K) or (N, K) classes."""
-        if classes.ndim == 1:
-            return np.where(self.first == classes, self.second, self.best)
-        return np.where(self.first[:, None] == classes, self.second[:, None], self.best[:, None])
 
 
 @dataclass(frozen=True)
@@ -154,36 +127,12 @@ class Adapter:
         return np.flatnonzero(self.taught)
 
     @cached_property
-    def _grouped(self) -> _Grouped:
-        """The references ordered owner photos first, each part by class (computed once, on first use)."""
-        parts = []
-        for owner in (True, False):
-            index = np.flatnonzero(self.reference_owner == owner)
-            index = index[np.argsort(self.reference_labels[index], kind="stable")]
-            labels = self.reference_labels[index]
-            starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if len(labels) else np.zeros(0, int)
-            parts.append((index, labels[starts], starts))
-        (owner, owner_labels, owner_starts), (anchors, anchor_labels, anchor_starts) = parts
-        return _Grouped(np.ascontiguousarray(self.references[np.concatenate([owner, anchors])]), len(owner),
-                        owner_labels, owner_starts, anchor_labels, anchor_starts)
+    def _references(self) -> References:
+        return References.of(self.references, self.reference_labels, self.reference_owner, len(self.labels))
 
     def nearest(self, embedding: np.ndarray) -> Nearest:
-        """For unit embeddings (N, D): each class's nearest owner photo and nearest reference (one matrix product
-        with the references, then the maximum of each class's run)."""
-        g = self._grouped
-        sims = np.asarray(embedding, np.float32) @ g.references.T  # (N, R) float32
-        own = np.full((len(sims), len(self.labels)), -1.0, np.float32)
-        if g.owners:
-            own[:, g.owner_labels] = np.maximum(np.maximum.reduceat(sims[:, :g.owners], g.owner_starts, axis=1), -1)
-        every = own.copy()
-        if len(g.anchor_labels):
-            anchors = np.maximum.reduceat(sims[:, g.owners:], g.anchor_starts, axis=1)
-            every[:, g.anchor_labels] = np.maximum(every[:, g.anchor_labels], anchors)
-        first = every.argmax(axis=1)
-        rows = np.arange(len(sims))
-        best = every[rows, first]
-        every[rows, first] = -1.0
-        return Nearest(own, first, best, every.max(axis=1, initial=-1.0))
+        """For unit embeddings (N, D): each class's nearest owner photo, nearest anchor and nearest reference."""
+        return self._references.nearest(embedding)
 
     def _supported(self, near: Nearest) -> np.ndarray:
         """(N, T): whether each photo is not nearer to another class's photos (anchors or owner's), by more than
@@ -204,9 +153,15 @@ class Adapter:
         own, other = near.own[np.arange(len(p)), best], near.other(best)
         base_sim = np.full(len(p), np.nan) if base_similarity is None else np.asarray(base_similarity, float)
         base_below = np.nan if base_rule[1] is None else float(base_rule[1])
-        return Answers(p, np.where(taught, own, base_sim),
-                       np.where(taught, self.uncertain_below, float(base_rule[0])),
-                       np.where(taught, np.maximum(self.floor[best], other + self.margin[best]), base_below))
+        # the model alone was sure of this very answer, for a photo like its own of that class: it stays sure (the
+        # model's own rule, on the model's own score: the adapted score is left out)
+        sure = taught & (probs.argmax(axis=1) == best) & ~is_uncertain(probs.max(axis=1), base_sim,
+                                                                         float(base_rule[0]), base_below) \
+            & (near.model[np.arange(len(p)), best] >= other)
+        owner_rule = taught & ~sure
+        return Answers(p, np.where(owner_rule, own, base_sim),
+                       np.where(owner_rule, self.uncertain_below, np.where(sure, 0.0, float(base_rule[0]))),
+                       np.where(owner_rule, np.maximum(self.floor[best], other + self.margin[best]), base_below))
 
     def apply(self, scores, base_rule: tuple[float, float | None]):
         """A :class:`~flowercam.model.classifier.Scores` of the base model -> (the adapted one, of the same type;
