@@ -126,9 +126,9 @@ class Userland:
             raise SystemExit(f"mmdebstrap failed: {done.stderr.strip().splitlines()[-1:]}")
         return time.monotonic() - start
 
-    def run(self, command: str, profile: tuple, env: dict | None = None) -> subprocess.CompletedProcess:
-        """``command`` (sh) inside the root, in a private mount namespace: /proc, the profile's cpuinfo over it, the
-        host's resolv.conf; QEMU_CPU set to the profile."""
+    def run(self, command: str, profile: tuple) -> subprocess.CompletedProcess:
+        """``command`` (sh) inside the root, in a private mount namespace: /proc, the profile's cpuinfo over it,
+        /sys, the host's resolv.conf; QEMU_CPU set to the profile."""
         cpuinfo = self.root / "probe" / f"cpuinfo-{profile[0]}"
         cpuinfo.write_text(_cpuinfo(profile))
         r = self.root
@@ -137,7 +137,7 @@ class Userland:
                  f"touch {r}/etc/resolv.conf && mount --bind /etc/resolv.conf {r}/etc/resolv.conf")
         variables = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
                      "QEMU_CPU": profile[0], "PIP_CERT": "/probe/ca.crt", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                     "FLOWERCAM_PROBE_SAMPLE": f"/probe/{SAMPLE.name}", **(env or {})}
+                     "FLOWERCAM_PROBE_SAMPLE": f"/probe/{SAMPLE.name}"}
         inner = " ".join(["env", "-i", *(f"{k}={v}" for k, v in variables.items()), "sh", "-c",
                           _quote(command)])
         return _run(["unshare", "--mount", "--propagation", "private", "sh", "-c",

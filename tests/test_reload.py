@@ -79,3 +79,33 @@ def test_the_daemon_applies_what_it_says_and_keeps_what_waits_for_a_restart(tmp_
     assert set(reload["restart_needed_for"]) == {"events.file", "http.bind"}
     assert heartbeat_wait < 10  # at the new 0.3 s, not the old 30 s
     assert not (tmp_path / "elsewhere.jsonl").exists()  # the events file waits for the restart
+
+
+def test_a_reload_that_changes_how_a_video_is_paced_reopens_it(tmp_path, tiny_model):
+    """source.every_frame is applied by a reload as it says: the file is opened again with the new pacing (it was
+    reported applied but kept the old pacing until the source happened to reopen)."""
+    import cv2
+    import numpy as np
+
+    video = tmp_path / "half_a_minute.avi"  # 30 s at 2 fps, played once: it would not reopen by itself
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 2, (64, 48))
+    for i in range(60):
+        writer.write(np.full((48, 64, 3), 4 * i, np.uint8))
+    writer.release()
+    config = daemon_config(tmp_path, tiny_model, video, source={"every_frame": False, "loop": False},
+                           smoothing={"window": 1, "enter": 0.0, "stay": 0.0})
+    proc = start_daemon(config)
+    events = tmp_path / "events.jsonl"
+    try:
+        assert wait_for(lambda: any(e["event"] == "label" for e in events_of(events)))
+        config.write_text(config.read_text().replace("every_frame = false", "every_frame = true"))
+        before = sum(e["event"] == "source" and e["state"] == "connected" for e in events_of(events))
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: any(e["event"] == "reload" for e in events_of(events)))
+        assert wait_for(lambda: sum(e["event"] == "source" and e["state"] == "connected"
+                                    for e in events_of(events)) > before, timeout=10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    reload = next(e for e in events_of(events) if e["event"] == "reload")
+    assert reload["ok"] and reload["applied"] == ["source.every_frame"]

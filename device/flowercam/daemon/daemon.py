@@ -172,7 +172,7 @@ class Daemon:
         quota, the outputs (snapshots, heartbeats, MQTT)."""
         config = plan.config
         self.uri = redact(config.source.uri)
-        self._reopen = "source.uri" in plan.applied
+        self._reopen = "source.uri" in plan.applied or "source.every_frame" in plan.applied  # paced at opening
         if "source.fps" in plan.applied:
             self.pacer.set_fps(config.source.fps)
             self.metrics.stall_s = stall_seconds(config.source.fps)  # /healthz's limit follows the new pace
