@@ -76,12 +76,17 @@ def kill_9(tmp: Path, video: Path, times: int = 20) -> dict:
                     f"{max(lost):.2f} s before the kill at worst"}
 
 
-def disk_full(tmp: Path, video: Path) -> dict:
-    db = tmp / "sight-full" / "sightings.db"
-    run = Run(tmp / "sight-full", str(video), sightings={"db": str(db)}, **HEAVY)
+def _recording(folder: Path, video: Path) -> tuple[Run, Path, int, int]:
+    """A daemon recording into ``folder``/sightings.db, 2 s after its first row: (run, db, inferences, beats)."""
+    db = folder / "sightings.db"
+    run = Run(folder, str(video), sightings={"db": str(db)}, **HEAVY)
     run.wait_for(lambda: db.exists() and db.stat().st_size > 0)
     time.sleep(2)
-    before, beats = _inferences(run), _heartbeats(run)
+    return run, db, _inferences(run), _heartbeats(run)
+
+
+def disk_full(tmp: Path, video: Path) -> dict:
+    run, db, before, beats = _recording(tmp / "sight-full", video)
     limits = resource.prlimit(run.proc.pid, resource.RLIMIT_FSIZE)
     resource.prlimit(run.proc.pid, resource.RLIMIT_FSIZE, (db.stat().st_size, limits[1]))
     paused = run.wait_for(lambda: "sightings paused" in json.dumps(_latest(run)), 30)
@@ -132,11 +137,7 @@ def folder_not_writable(tmp: Path, video: Path) -> dict:
 
 
 def locked_30_s(tmp: Path, video: Path) -> dict:
-    db = tmp / "sight-locked" / "sightings.db"
-    run = Run(tmp / "sight-locked", str(video), sightings={"db": str(db)}, **HEAVY)
-    run.wait_for(lambda: db.exists() and db.stat().st_size > 0)
-    time.sleep(2)
-    before, beats = _inferences(run), _heartbeats(run)
+    run, db, before, beats = _recording(tmp / "sight-locked", video)
     other = sqlite3.connect(db, isolation_level=None, timeout=30)
     other.execute("BEGIN EXCLUSIVE")  # another program holds a write transaction
     time.sleep(30)
