@@ -30,7 +30,9 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # machine.py, imported where needed (the probe runs without it)
 SAMPLE = ROOT_DIR / "device" / "flowercam" / "samples" / "image_01315.jpg"
+SAMPLE_IN_PROBE = Path(os.environ.get("FLOWERCAM_PROBE_SAMPLE", str(SAMPLE)))  # inside the arm64 root: its copy
 SUITE = "bookworm"  # Raspberry Pi OS Bookworm's Debian
 PACKAGES = "python3,python3-venv,python3-pip,ca-certificates"
 PINNED = ("ai-edge-litert", "numpy", "pillow")  # the versions the x86-64 side runs, pinned inside too
@@ -92,8 +94,6 @@ def _steps(a: dict, b: dict) -> int:
     """The largest difference between two probes' raw outputs, in quantization steps."""
     return max(max(abs(x - y) for x, y in zip(p, q)) for p, q in zip(a["outputs"], b["outputs"]))
 
-
-SAMPLE_IN_PROBE = Path(os.environ.get("FLOWERCAM_PROBE_SAMPLE", str(SAMPLE)))
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -229,7 +229,6 @@ def _without_outputs(probed: dict) -> dict:
 
 def check(root: Path) -> dict:
     """The whole check; the data for pi_userland.json."""
-    sys.path.insert(0, str(Path(__file__).parent))
     from machine import machine_info
 
     start = time.monotonic()
@@ -322,7 +321,6 @@ def main() -> None:
                         help="the arm64 root (made when missing, reused otherwise)")
     parser.add_argument("--out", type=Path, default=ROOT_DIR / "bench" / "results")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).parent))
     from machine import write_results
 
     data = check(args.root)

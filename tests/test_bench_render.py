@@ -4,6 +4,7 @@ from the committed JSON: a hand edit, or a JSON changed without re-rendering, fa
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -49,8 +50,6 @@ def _headline() -> str:
 
 
 def _numbers(text: str) -> list[str]:
-    import re
-
     return [n.replace(",", "") for n in re.findall(r"\d+(?:,\d{3})*(?:\.\d+)?", re.sub(r"`[^`]*`", "", text))]
 
 
@@ -67,15 +66,11 @@ def _rows() -> list[list[str]]:
 
 def _links(cell: str) -> list[tuple[str, str]]:
     """(path, the machine the cell names after the link, or "") for each link in a "from" cell."""
-    import re
-
     return re.findall(r"\]\(([^)]+)\)(?: \(on ([^)]+\)?)\))?", cell)
 
 
 def test_headline_figures_come_from_the_machine_it_names():
     """One machine named for the headline; a row citing a page measured elsewhere names that page's machine."""
-    import re
-
     machine = re.search(r"Measured on (.+?) \(2 cores", _headline()).group(1)
     assert _rows(), "no headline table"
     for row in _rows():
@@ -110,8 +105,6 @@ def test_edge_tpu_op_count_is_the_shipped_models():
 
 def test_run_all_regenerates_every_page():
     """Each results page's command (its ``- command:`` line) is a script bench/run_all.sh calls."""
-    import re
-
     run_all = (ROOT / "bench" / "run_all.sh").read_text()
     for page in sorted(RENDER.RESULTS.glob("*.md")):
         found = re.search(r"^- command: `python (bench/\w+\.py)", page.read_text(), re.M)

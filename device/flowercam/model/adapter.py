@@ -150,14 +150,15 @@ class Adapter:
         p = softmax(self.logits(probs, embedding, self._supported(near)))
         best = p.argmax(axis=1)
         taught = self.taught[best]
-        own, other = near.own[np.arange(len(p)), best], near.other(best)
+        rows = np.arange(len(p))
+        own, other = near.own[rows, best], near.other(best)
         base_sim = np.full(len(p), np.nan) if base_similarity is None else np.asarray(base_similarity, float)
         base_below = np.nan if base_rule[1] is None else float(base_rule[1])
         # the model alone was sure of this very answer, for a photo like its own of that class: it stays sure (the
         # model's own rule, on the model's own score: the adapted score is left out)
         sure = taught & (probs.argmax(axis=1) == best) & ~is_uncertain(probs.max(axis=1), base_sim,
                                                                          float(base_rule[0]), base_below) \
-            & (near.model[np.arange(len(p)), best] >= other)
+            & (near.model[rows, best] >= other)
         owner_rule = taught & ~sure
         return Answers(p, np.where(owner_rule, own, base_sim),
                        np.where(owner_rule, self.uncertain_below, np.where(sure, 0.0, float(base_rule[0]))),
