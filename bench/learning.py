@@ -279,9 +279,13 @@ def render(result: dict) -> str:
              *_table(result, "tulips untaught"), "",
              f"**Cost.** `flowercam learn` on all of garden_pool: {c['learn_wall_s']} s wall, peak RSS "
              f"{c['learn_peak_rss_mb']} MB; its adapter is the one this curve computes at N = 100: "
-             f"{'yes' if c['command_adapter_matches_the_curve'] else 'NO'}. `flowercam bench --adapter`: model "
-             f"{c['bench']['model_ms']['mean']} ms, adapter {c['bench']['adapter_ms']['mean']} ms "
-             f"({c['bench']['adapter_share']:.1%} of the model's), {c['bench']['runs']} runs.", "",
+             f"{'yes' if c['command_adapter_matches_the_curve'] else 'NO'}. `flowercam bench --adapter` "
+             f"({c['bench']['runs']} runs each): the model alone {c['bench']['model_alone_ms']['mean']} ms; with the "
+             "adapter, model "
+             f"{c['bench']['model_ms']['mean']} ms + adapter {c['bench']['adapter_ms']['mean']} ms: "
+             f"{c['bench']['added_ms']:+} ms a photo ({c['bench']['adapter_share']:+.1%} of the model alone). Most of "
+             "the adapter's time is its neighbour search: one product with all "
+             f"{c['bench']['references']:,} references (the owner's photos and the anchors).", "",
              f"`flowercam learn` said: {c['learn_summary']}"]
     return "\n".join(lines)
 

@@ -4,6 +4,9 @@ everywhere; and every bad input a one-line error with the previous adapter left 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -59,7 +62,10 @@ def test_learn_adds_a_class_keeps_the_indices_and_is_used_everywhere(tmp_path, l
     folders = {f["folder"]: f for f in json.loads(evaluation.stdout)["folders"]}
     assert folders["violet"]["class"] == 3 and folders["violet"]["top1"] == 1.0
     bench = run_cli("bench", "--model", str(learning_model), "--adapter", str(adapter), "--runs", "20", "--json")
-    assert bench.returncode == 0 and json.loads(bench.stdout)["adapter_classes"] == 4
+    cost = json.loads(bench.stdout)
+    assert bench.returncode == 0 and cost["adapter_classes"] == 4
+    parts = cost["model_ms"]["mean"] + cost["adapter_ms"]["mean"] - cost["model_alone_ms"]["mean"]
+    assert cost["added_ms"] == pytest.approx(parts, abs=2e-4)  # a slower model with the adapter counts too
 
 
 def test_the_model_alone_cannot_name_the_new_class(tmp_path, learning_model):
@@ -325,3 +331,40 @@ def test_what_the_model_was_sure_of_stays_sure_after_learning():
     a = predict(adapter, photos(0, 20), None, BASE_RULE)
     assert (a.probabilities.argmax(1) == 0).all()
     assert not is_uncertain(a.probabilities.max(1), a.similarity, a.uncertain_below, a.similarity_below).any()
+
+
+def test_what_the_model_was_clearly_sure_of_a_class_nobody_taught_keeps():
+    """A photo of a class nobody taught (2), which the model alone answers confidently and with a high similarity,
+    nearer to the model's own photos of it than to the owner's photos of a taught class (0) yet near enough to them
+    for the gate, keeps the model's own answer and probabilities (the gate took a share of such photos: Oxford's
+    colt's foot lost up to 9.5 points of test top-1 once dandelions were taught, and 1.8 % more test photos became
+    "uncertain"). Without a similarity (the rule cannot tell "clearly sure"), the gate decides as before."""
+    from flowercam.learning.fit import Photos, fit, predict
+    from flowercam.model.scores import is_uncertain
+
+    rng = np.random.default_rng(4)
+    photos = _blobs(rng)
+    anchors = _join([photos(c, 10) for c in range(5)])
+    adapter = fit(_join([photos(0, 20), photos(1, 20)]), anchors, tuple("abcde"), 5, "sha")
+    emb = np.eye(16)[2] + 0.9 * np.eye(16)[0] + rng.normal(0, 0.02, (20, 16))
+    probs = np.full((20, 5), 0.02)
+    probs[:, 2] = 0.92
+    between = Photos(emb / np.linalg.norm(emb, axis=1, keepdims=True), probs, np.full(20, 2))
+    a = predict(adapter, between, np.full(20, 0.9), (0.5, 0.3))
+    assert np.allclose(a.probabilities[:, :5], probs)
+    assert not is_uncertain(a.probabilities.max(1), a.similarity, a.uncertain_below, a.similarity_below).any()
+    assert not np.allclose(predict(adapter, between, None, BASE_RULE).probabilities[:, :5], probs)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS runs one thread whatever flowercam sets")
+def test_numpy_runs_one_blas_thread_beside_the_interpreter():
+    """Importing flowercam sets numpy's BLAS to one thread (an adapter's product per photo, on a BLAS thread pool
+    that spins beside the interpreter's threads, slowed every inference by 70 % on 2 cores); the owner's own
+    OPENBLAS_NUM_THREADS is kept."""
+    code = ("import flowercam, numpy, threadpoolctl; print(sum(p['num_threads'] for p in "
+            "threadpoolctl.threadpool_info() if p['user_api'] == 'blas'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    for setting, threads in ((None, 1), ("2", 2)):
+        run_env = env if setting is None else {**env, "OPENBLAS_NUM_THREADS": setting}
+        done = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, check=True)
+        assert int(done.stdout) == threads

@@ -54,7 +54,8 @@ class Recipe:
     # photos is closer by chance: the margin grows with their number).
     uncertain_below: float = 0.45
     gate_slack: float = 0.15  # gate: see Adapter.gate_slack
-    floor_quantile: float = 0.8
+    keep_margin: float = 0.05  # gate: see Adapter.keep_margin
+    floor_quantile: float = 0.9
     margin_at_one: float = -0.10
     margin_per_log: float = 0.025
 
@@ -103,7 +104,7 @@ def fit(own: Photos, anchors: Photos, labels: tuple[str, ...], base_classes: int
     w, b = _weights(own, anchors, taught, base_classes, recipe)
     return Adapter(recipe.kind, labels, base_classes, base_sha256, w.astype(np.float32), b.astype(np.float32), taught,
                    *neighbour_rule(own, anchors, classes, recipe), recipe.uncertain_below, recipe.gate_slack,
-                   recipe.scale if recipe.kind == "prototypes" else 1.0)
+                   recipe.keep_margin, recipe.scale if recipe.kind == "prototypes" else 1.0)
 
 
 def neighbour_rule(own: Photos, anchors: Photos, classes: int, recipe: Recipe

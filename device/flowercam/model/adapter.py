@@ -9,8 +9,9 @@ the model's embedding output and its calibrated probabilities and gives probabil
   ``p = q_taught + q_model * p_base``: a taught class takes a photo only where the gate is sure of it, and
   everything else keeps the base model's probabilities, so classes nobody taught stay where they were. A taught
   class takes no share of a photo much nearer to another class's photos (the anchors: the model's own training
-  photos; the owner's other classes) than to its owner's photos of it.
-  Fitted on
+  photos; the owner's other classes) than to its owner's photos of it, nor of a photo the model alone is clearly
+  sure is a class nobody taught and that is nearer to the model's own photos of that class than to the owner's
+  photos of the taught one (so learning leaves the classes it was not taught where they were). Fitted on
   the owner's photos and the anchors (the model's own training photos, shipped with it: their label is their
   class where it was taught, else "the model's answer").
 - ``residual``: a softmax regression whose logits are the base model's log-probabilities plus a learned
@@ -46,7 +47,7 @@ from .files import write_atomically
 from .neighbours import Nearest, References
 from .scores import is_uncertain, softmax
 
-FORMAT = "flowercam-adapter/2"
+FORMAT = "flowercam-adapter/3"
 KINDS = ("gate", "residual", "prototypes")
 EPS = 1e-6  # floor of the base probabilities before the log
 MAX_BYTES = 256 << 20  # an adapter file larger than this is not one of ours
@@ -91,6 +92,7 @@ class Adapter:
     margin: np.ndarray
     uncertain_below: float  # a taught class answered with a lower probability is uncertain
     gate_slack: float  # gate: a taught class takes no share of a photo nearer, by more than this, to another class
+    keep_margin: float  # gate: the model alone is clearly sure where its similarity clears its own floor by this
     scale: float = 1.0  # prototypes: logits = scale * cosine
     photos: dict = field(default_factory=dict)  # class name -> photos learned from
     info: dict = field(default_factory=dict)  # when, from where, the recipe
@@ -134,11 +136,16 @@ class Adapter:
         """For unit embeddings (N, D): each class's nearest owner photo, nearest anchor and nearest reference."""
         return self._references.nearest(embedding)
 
-    def _supported(self, near: Nearest) -> np.ndarray:
+    def _supported(self, near: Nearest, model_best: np.ndarray, model_clear: np.ndarray) -> np.ndarray:
         """(N, T): whether each photo is not nearer to another class's photos (anchors or owner's), by more than
-        ``gate_slack``, than to the owner's photos of each taught class."""
+        ``gate_slack``, than to the owner's photos of each taught class; nor, where the model alone is clearly sure
+        (``model_clear``, (N,)) of a class nobody taught (``model_best``, (N,)), nearer to the model's own photos of
+        that class than to the owner's photos of the taught one."""
         rows = self._rows
-        return near.own[:, rows] >= near.other(rows[np.newaxis, :]) - self.gate_slack
+        supported = near.own[:, rows] >= near.other(rows[np.newaxis, :]) - self.gate_slack
+        kept = model_clear & ~self.taught[model_best]
+        nearer_own = near.model[np.arange(len(model_best)), model_best][:, np.newaxis] >= near.own[:, rows]
+        return supported & ~(kept[:, np.newaxis] & nearer_own)
 
     def answers(self, probs: np.ndarray, embedding: np.ndarray, base_similarity: np.ndarray | None,
                 base_rule: tuple[float, float | None]) -> Answers:
@@ -147,18 +154,19 @@ class Adapter:
         of classes nobody taught."""
         embedding = np.asarray(embedding, np.float32)
         near = self.nearest(embedding)
-        p = softmax(self.logits(probs, embedding, self._supported(near)))
+        base_sim = np.full(len(probs), np.nan) if base_similarity is None else np.asarray(base_similarity, float)
+        base_below = np.nan if base_rule[1] is None else float(base_rule[1])
+        model_best = probs.argmax(axis=1)
+        model_sure = ~is_uncertain(probs.max(axis=1), base_sim, float(base_rule[0]), base_below)
+        model_clear = model_sure & (base_sim >= base_below + self.keep_margin)  # False without a similarity
+        p = softmax(self.logits(probs, embedding, self._supported(near, model_best, model_clear)))
         best = p.argmax(axis=1)
         taught = self.taught[best]
         rows = np.arange(len(p))
         own, other = near.own[rows, best], near.other(best)
-        base_sim = np.full(len(p), np.nan) if base_similarity is None else np.asarray(base_similarity, float)
-        base_below = np.nan if base_rule[1] is None else float(base_rule[1])
         # the model alone was sure of this very answer, for a photo like its own of that class: it stays sure (the
         # model's own rule, on the model's own score: the adapted score is left out)
-        sure = taught & (probs.argmax(axis=1) == best) & ~is_uncertain(probs.max(axis=1), base_sim,
-                                                                         float(base_rule[0]), base_below) \
-            & (near.model[rows, best] >= other)
+        sure = taught & (model_best == best) & model_sure & (near.model[rows, best] >= other)
         owner_rule = taught & ~sure
         return Answers(p, np.where(owner_rule, own, base_sim),
                        np.where(owner_rule, self.uncertain_below, np.where(sure, 0.0, float(base_rule[0]))),
@@ -180,7 +188,8 @@ class Adapter:
         previous adapter in place."""
         meta = {"format": FORMAT, "kind": self.kind, "labels": list(self.labels), "base_classes": self.base_classes,
                 "base_sha256": self.base_sha256, "scale": self.scale, "uncertain_below": self.uncertain_below,
-                "gate_slack": self.gate_slack, "photos": self.photos, "info": self.info}
+                "gate_slack": self.gate_slack, "keep_margin": self.keep_margin, "photos": self.photos,
+                "info": self.info}
         arrays = {"weights": self.weights.astype(np.float32), "bias": self.bias.astype(np.float32),
                   "taught": self.taught.astype(bool), "references": self.references.astype(np.float16),
                   "reference_labels": self.reference_labels.astype(np.int32),
@@ -236,8 +245,8 @@ def _checked(path: Path, meta: dict, arrays: dict) -> Adapter:
                           arrays["taught"].astype(bool), arrays["references"].astype(np.float32),
                           arrays["reference_labels"].astype(np.int64), arrays["reference_owner"].astype(bool),
                           arrays["floor"].astype(np.float32), arrays["margin"].astype(np.float32),
-                          float(meta["uncertain_below"]), float(meta["gate_slack"]), float(meta["scale"]),
-                          dict(photos), dict(info))
+                          float(meta["uncertain_below"]), float(meta["gate_slack"]),
+                          float(meta["keep_margin"]), float(meta["scale"]), dict(photos), dict(info))
     except (KeyError, TypeError, ValueError) as err:
         raise AdapterError(f"{path.name}: broken adapter ({type(err).__name__}: {err})") from None
     if not _consistent(adapter):
@@ -256,6 +265,7 @@ def _consistent(a: Adapter) -> bool:
     finite = all(np.isfinite(x).all() for x in (a.weights, a.bias, a.references, a.floor[a.taught],
                                                  a.margin[a.taught]))
     return bool(finite and 0.0 <= a.uncertain_below <= 1.0 and np.isfinite(a.scale) and np.isfinite(a.gate_slack)
+                and np.isfinite(a.keep_margin)
                 and ((a.reference_labels >= 0) & (a.reference_labels < c)).all())
 
 
