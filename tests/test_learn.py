@@ -368,3 +368,33 @@ def test_numpy_runs_one_blas_thread_beside_the_interpreter():
         run_env = env if setting is None else {**env, "OPENBLAS_NUM_THREADS": setting}
         done = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, check=True)
         assert int(done.stdout) == threads
+
+
+def test_an_adapter_of_the_previous_format_is_read_as_it_was_made(tmp_path):
+    """An adapter learned before the keep rule (format 2: no keep_margin) still works after an upgrade, answering
+    as it did (the rule off), rather than being refused and moved aside by the daemon; an unknown format is
+    refused in one line."""
+    import dataclasses
+    import json as json_
+
+    from flowercam.learning.fit import fit, predict
+    from flowercam.model.adapter import AdapterError, read_adapter
+
+    photos = _blobs(np.random.default_rng(5))
+    adapter = fit(_join([photos(0, 10), photos(1, 10)]), _join([photos(c, 10) for c in range(5)]), tuple("abcde"), 5,
+                  "sha")
+    path = adapter.save(tmp_path / "new.npz")
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json_.loads(bytes(arrays.pop("meta")).decode())
+    for fmt, name in (("flowercam-adapter/2", "old.npz"), ("flowercam-adapter/9", "future.npz")):
+        old = {k: v for k, v in meta.items() if k != "keep_margin"} | {"format": fmt}
+        np.savez(tmp_path / name, meta=np.frombuffer(json_.dumps(old).encode(), np.uint8), **arrays)
+    previous = read_adapter(tmp_path / "old.npz")
+    assert previous.keep_margin == np.inf and read_adapter(path).keep_margin == adapter.keep_margin
+    batch = photos(2, 10)
+    off = dataclasses.replace(read_adapter(path), keep_margin=np.inf)
+    assert np.array_equal(predict(previous, batch, np.full(10, 0.9), (0.5, 0.3)).probabilities,
+                          predict(off, batch, np.full(10, 0.9), (0.5, 0.3)).probabilities)
+    with pytest.raises(AdapterError, match="another flowercam version"):
+        read_adapter(tmp_path / "future.npz")

@@ -48,6 +48,7 @@ from .neighbours import Nearest, References
 from .scores import is_uncertain, softmax
 
 FORMAT = "flowercam-adapter/3"
+PREVIOUS = "flowercam-adapter/2"  # still read, as it was made: without the keep rule (keep_margin infinite)
 KINDS = ("gate", "residual", "prototypes")
 EPS = 1e-6  # floor of the base probabilities before the log
 MAX_BYTES = 256 << 20  # an adapter file larger than this is not one of ours
@@ -221,7 +222,7 @@ def read_adapter(path: Path) -> Adapter:
             raise AdapterError(f"{path.name}: too large for an adapter")
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, PREVIOUS):
                 old = isinstance(meta, dict) and str(meta.get("format", "")).startswith("flowercam-adapter/")
                 raise AdapterError(f"{path.name}: made by another flowercam version: run flowercam learn again"
                                    if old else f"{path.name}: not a {FORMAT} file")
@@ -246,7 +247,8 @@ def _checked(path: Path, meta: dict, arrays: dict) -> Adapter:
                           arrays["reference_labels"].astype(np.int64), arrays["reference_owner"].astype(bool),
                           arrays["floor"].astype(np.float32), arrays["margin"].astype(np.float32),
                           float(meta["uncertain_below"]), float(meta["gate_slack"]),
-                          float(meta["keep_margin"]), float(meta["scale"]), dict(photos), dict(info))
+                          float(meta["keep_margin"]) if meta["format"] == FORMAT else np.inf, float(meta["scale"]),
+                          dict(photos), dict(info))
     except (KeyError, TypeError, ValueError) as err:
         raise AdapterError(f"{path.name}: broken adapter ({type(err).__name__}: {err})") from None
     if not _consistent(adapter):
@@ -265,7 +267,7 @@ def _consistent(a: Adapter) -> bool:
     finite = all(np.isfinite(x).all() for x in (a.weights, a.bias, a.references, a.floor[a.taught],
                                                  a.margin[a.taught]))
     return bool(finite and 0.0 <= a.uncertain_below <= 1.0 and np.isfinite(a.scale) and np.isfinite(a.gate_slack)
-                and np.isfinite(a.keep_margin)
+                and not np.isnan(a.keep_margin)
                 and ((a.reference_labels >= 0) & (a.reference_labels < c)).all())
 
 
