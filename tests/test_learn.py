@@ -359,7 +359,7 @@ def test_what_the_model_was_clearly_sure_of_a_class_nobody_taught_keeps():
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS runs one thread whatever flowercam sets")
 def test_numpy_runs_one_blas_thread_beside_the_interpreter():
     """Importing flowercam sets numpy's BLAS to one thread (an adapter's product per photo, on a BLAS thread pool
-    that spins beside the interpreter's threads, slowed every inference by 70 % on 2 cores); the owner's own
+    that spins beside the interpreter's threads, slowed every inference by 60-75 % on 2 cores); the owner's own
     OPENBLAS_NUM_THREADS is kept."""
     code = ("import flowercam, numpy, threadpoolctl; print(sum(p['num_threads'] for p in "
             "threadpoolctl.threadpool_info() if p['user_api'] == 'blas'))")

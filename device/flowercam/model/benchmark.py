@@ -128,15 +128,16 @@ def pipeline(classifier, files: list[Path], runs: int) -> dict:
 def adapter_cost(classifier, runs: int, images: list[np.ndarray] | None = None) -> dict:
     """The adapter's added time per photo, in one run: the model alone on ``runs`` photos, then as many with the
     adapter applied to each output (ms, mean and p50 of each part). ``added_ms`` is the second's mean less the
-    first's, so a model slowed by the adapter counts too (numpy's BLAS threads, spinning beside the interpreter's,
-    once slowed it by 75 %); ``adapter_share`` is that over the model alone."""
+    first's, so a model slowed by the adapter counts too (numpy's BLAS threads spinning beside the interpreter's
+    once did: see ``flowercam/__init__.py``); ``adapter_share`` is that over the model alone."""
     rng = np.random.default_rng(0)
     size = classifier.preprocess.size
     inputs = images or [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(4)]
     rule = (classifier.threshold, classifier.similarity_below)
     alone_ms, model_ms, adapter_ms = [], [], []
-    for with_adapter, start in ((False, -min(10, runs)), (True, -min(10, runs))):  # each after its own warm-up
-        for i in range(start, runs):
+    warmup = min(10, runs)
+    for with_adapter in (False, True):  # each after its own warm-up (the negative i)
+        for i in range(-warmup, runs):
             t0 = time.perf_counter()
             scores = classifier.infer(inputs[i % len(inputs)])
             t1 = time.perf_counter()
