@@ -4,6 +4,7 @@ from the committed JSON: a hand edit, or a JSON changed without re-rendering, fa
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -110,3 +111,13 @@ def test_run_all_regenerates_every_page():
         found = re.search(r"^- command: `python (bench/\w+\.py)", page.read_text(), re.M)
         assert found, f"{page.name} names no command"
         assert f"python {found.group(1)}" in run_all, f"{page.name}: {found.group(1)} is not in bench/run_all.sh"
+
+
+def test_the_default_anchor_weight_is_the_one_the_learning_page_picks():
+    """Recipe.anchor_weight is the lowest weight on the committed learning page that keeps the Oxford test at most
+    8 % uncertain, and the page was measured with it (a default changed without re-measuring fails)."""
+    from flowercam.learning.fit import DEFAULT_RECIPE
+
+    learning = _bench("learning")
+    result = json.loads((RENDER.RESULTS / "learning.json").read_text())
+    assert DEFAULT_RECIPE.anchor_weight == result["recipe"]["anchor_weight"] == learning.anchor_weight_pick(result)
