@@ -362,14 +362,14 @@ def render(result: dict) -> str:
              "## All four taught (tulip is a new class)", "", *_table(result, "all four taught"), "",
              "## Tulips untaught (an unknown species: the right answer is \"uncertain\")", "",
              *_table(result, "tulips untaught"), "",
-             "## How the anchors' weight was chosen (garden_pool only)", "",
+             "## How the anchors' weight was chosen (without field_dev)", "",
              "The anchors (the model's own training photos, shipped with it) weigh against the owner's photos when the "
              "adapter is fitted: the lower their weight, the more a taught class takes. Chosen without field_dev: "
              f"two-fold cross-validation on garden_pool ({CV_PHOTOS} photos a class learned from one half, the other "
              f"half scored; {DRAWS} seeded splits), and the Oxford test split with all of garden_pool learned (where "
              "its uncertain answers are highest). The default is the lowest weight of these at which the Oxford test "
-             "stays at most 8 % uncertain (the model's own classes: there is no other held-out Oxford photo, the "
-             "model trained on train and val).", "", *_weights_table(result), "",
+             f"stays at most {MAX_UNSURE:.0%} uncertain (the model's own classes: there is no other held-out Oxford "
+             "photo, the model trained on train and val).", "", *_weights_table(result), "",
              f"**Cost.** `flowercam learn` on all of garden_pool: {c['learn_wall_s']} s wall, peak RSS "
              f"{c['learn_peak_rss_mb']} MB; its adapter is the one this curve computes at N = 100: "
              f"{'yes' if c['command_adapter_matches_the_curve'] else 'NO'}. `flowercam bench --adapter` "
