@@ -55,6 +55,7 @@ def test_broken_indices_are_one_line(tmp_path, tiny_model, kind):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+@pytest.mark.slow  # 30 corrupted models through the CLI (~15 s): CI runs it with -m slow
 def test_random_byte_flips_never_crash(tmp_path, tiny_model, video):
     """30 one-byte changes anywhere in the file: each runs, or is one line with exit 2."""
     rng = random.Random(0)

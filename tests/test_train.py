@@ -84,7 +84,8 @@ def test_killed_run_resumes_where_it_stopped(dataset_dir, tmp_path):
     assert json.loads((run / "metrics.json").read_text())["protocol"] == "trainval"
 
 
-@pytest.mark.parametrize("preset, size", [("paper-vgg16", 32), ("paper-resnet50", 32), ("paper-inceptionv3", 75)])
+@pytest.mark.parametrize("preset, size", [("paper-vgg16", 32), ("paper-resnet50", 32),
+                                          pytest.param("paper-inceptionv3", 75, marks=pytest.mark.slow)])  # ~12 s
 def test_paper_presets_train_end_to_end(dataset_dir, tmp_path, preset, size):
     from build_models.run import start_run
 
