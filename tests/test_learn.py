@@ -45,6 +45,7 @@ def test_learn_adds_a_class_keeps_the_indices_and_is_used_everywhere(tmp_path, l
     done = run_cli("learn", str(garden), "--out", str(adapter), "--model", str(learning_model))
     assert done.returncode == 0, done.stderr
     assert "classes added: violet" in done.stdout and adapter.is_file()
+    assert "synthetic 1, synthetic 2, violet: fewer than 20 photos" in done.stderr  # 8 photos a class
     assert adapter.stat().st_mode & 0o777 == 0o644  # learned by hand (root), read by the daemon's own user
     new = _folder(tmp_path / "more", "violet", 4, n=3, seed=7)
     rows = [_classify(learning_model, adapter, photo) for photo in sorted(new.iterdir())]

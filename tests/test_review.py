@@ -186,6 +186,7 @@ def test_label_a_frame_learn_and_the_page_answers_the_label_in_a_real_browser(tm
         browser.find_element("id", "learn").click()
         learn_state = browser.find_element("id", "learn-state")
         assert wait_for(lambda: "learned" in learn_state.text, 120), learn_state.text
+        assert "synthetic 1, violet: fewer than 20 photos" in learn_state.text  # what the command says
         assert (state / "adapter.npz").exists()
         label = browser.find_element("id", "label")
         confidence = browser.find_element("id", "confidence")
@@ -224,6 +225,7 @@ def test_learn_applies_its_adapter_though_the_config_file_broke_meanwhile(tmp_pa
         assert wait_for(lambda: _review_state(base)["learning"]["state"] != "learning", 120)
         learning = _review_state(base)["learning"]
         assert learning["state"] == "done" and learning["classes_added"] == ["violet"], learning
+        assert learning["advice"].startswith("synthetic 1, violet: fewer than 20 photos"), learning
         assert "violet" in _review_state(base)["labels"]
         assert wait_for(lambda: _latest_label(base) == "violet", 30)
     finally:

@@ -39,7 +39,7 @@ def learn(
     honest (a taught class must resemble the owner's photos of it), write it. Seconds on a Pi; the model itself is
     never changed."""
     from ..learning.fit import Recipe
-    from ..learning.learn import STRONG_CHANGE, few_photos
+    from ..learning.learn import few_photos
     from ..learning.learn import learn as run_learn
 
     if kind not in KINDS:
@@ -62,10 +62,9 @@ def learn(
     added = ", ".join(adapter.added) or "none"
     typer.echo(f"{out}: {sum(adapter.photos.values())} photos of {len(adapter.photos)} classes learned in "
                f"{time.perf_counter() - start:.1f} s ({len(failed)} unreadable); classes added: {added}")
-    few = few_photos(adapter)
-    if few:
-        typer.echo(f"flowercam: {', '.join(few)}: fewer than {STRONG_CHANGE} photos, so most of their answers stay "
-                   f"'uncertain'; {STRONG_CHANGE} or more photos a class make a stronger change", err=True)
+    advice = few_photos(adapter)
+    if advice:
+        typer.echo(f"flowercam: {advice}", err=True)
 
 
 def _check_out(out: Path) -> None:

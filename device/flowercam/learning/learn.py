@@ -169,9 +169,14 @@ def learn_photos(own: Photos, anchors: Photos, labels: tuple[str, ...], sidecar,
     return replace(adapter, photos=counts, info={"recipe": asdict(recipe)})
 
 
-def few_photos(adapter: Adapter) -> list[str]:
-    """The taught classes with fewer photos than :data:`STRONG_CHANGE` (their answers mostly stay uncertain)."""
-    return sorted(name for name, n in adapter.photos.items() if n < STRONG_CHANGE)
+def few_photos(adapter: Adapter) -> str | None:
+    """What to tell the owner when a taught class had fewer photos than :data:`STRONG_CHANGE` (its answers mostly
+    stay uncertain), or None: ``flowercam learn`` prints it, the page's Learn shows it."""
+    few = sorted(name for name, n in adapter.photos.items() if n < STRONG_CHANGE)
+    if not few:
+        return None
+    return (f"{', '.join(few)}: fewer than {STRONG_CHANGE} photos, so most of their answers stay 'uncertain'; "
+            f"{STRONG_CHANGE} or more photos a class make a stronger change")
 
 
 def write_anchors(classifier, paths: list[Path], labels: np.ndarray, advance: Callable[[int], None] = lambda n: None

@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 class Learner:
     """One learn at a time. ``state`` is what the page shows: idle; learning (photos embedded so far, of how
-    many); done (when, photos per class, classes added, frames re-scored); failed (when, the one-line reason).
-    A learn always ends in done or failed, never stays "learning"."""
+    many); done (when, photos per class, classes added, frames re-scored, and the advice when a class had too few
+    photos); failed (when, the one-line reason). A learn always ends in done or failed, never stays "learning"."""
 
     def __init__(self, garden: Garden, rescore: Callable[[object], int]) -> None:
         self.garden, self._rescore = garden, rescore
@@ -65,10 +65,13 @@ class Learner:
     def finished(self, fitted: Adapter | None, error: str | None = None) -> None:
         """End the learn: "done" with what it learned, or "failed" with its one-line reason (shown on the page
         until the next learn)."""
+        from ...learning.learn import few_photos
+
         if error is not None:
             self.state = {"state": "failed", "at": round(time.time(), 3), "error": error}
             log.error("learning from the review failed: %s", error)
             return
         self.state = {"state": "done", "at": round(time.time(), 3), "photos": fitted.photos,
-                      "classes_added": list(fitted.added), "rescored": self.state.get("rescored", 0)}
+                      "classes_added": list(fitted.added), "rescored": self.state.get("rescored", 0),
+                      "advice": few_photos(fitted)}
         log.info("learned from %d labelled photos, now answering with the new adapter", sum(fitted.photos.values()))
