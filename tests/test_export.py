@@ -113,6 +113,7 @@ def test_readiness_catches_a_dynamic_shape(tmp_path):
     assert not result.ready and any("dynamic shape" in p for p in result.problems)
 
 
+@pytest.mark.slow  # a second whole export (~28 s on 2 cores): CI runs it with -m slow
 def test_export_with_similarity_output(tiny_run, dataset_dir, tmp_path):
     """The similarity output: integer-only, read by the device, high for a training photo, and it makes a photo
     unlike every class 'uncertain' when its threshold says so."""

@@ -50,6 +50,7 @@ def test_lite0_two_phase_run_folder(dataset_dir, tmp_path):
     assert again["test"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
+@pytest.mark.slow  # two training runs (~18 s on 2 cores): CI runs it with -m slow
 def test_cached_and_uncached_paths_both_learn(dataset_dir, tmp_path):
     from build_models.run import start_run
 
